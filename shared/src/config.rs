@@ -1,0 +1,253 @@
+//! `Config`: every environment variable the functions read, parsed once at init.
+
+use std::collections::{BTreeSet, HashMap};
+use std::fmt::Display;
+use std::str::FromStr;
+use std::time::Duration;
+
+/// The typed configuration. Build it with [`Config::from_env`] in production or
+/// [`Config::from_vars`] in tests; nothing else reads the environment.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub table_name: String,
+    pub secret_id: String,
+    /// The public base URL of the API (`https://api.example.com`), used to build webhook URLs
+    /// and to check Twilio's signatures.
+    pub public_base_url: String,
+    pub validity_period: Duration,
+    pub max_verification_attempts: u32,
+    pub max_requests_per_phone_per_day: u32,
+    pub max_requests_per_ip_per_hour: u32,
+    pub request_cooldown: Duration,
+    /// Country calling codes allowed to verify; empty allows every country.
+    pub allowed_country_codes: BTreeSet<u16>,
+    pub require_app_signature: bool,
+    pub flash_call_ring_timeout: Duration,
+    pub token_lifetime: Duration,
+    pub token_issuer: String,
+    pub secret_refresh_interval: Duration,
+    pub pool_cache_ttl: Duration,
+    pub twilio_api_base_url: String,
+    pub twilio_connect_timeout: Duration,
+    pub twilio_request_timeout: Duration,
+    pub twilio_max_retries: u32,
+    /// Whether the gateway that only logs calls may be used inside Lambda.
+    pub allow_logging_gateway: bool,
+    /// Set when running inside AWS Lambda.
+    pub in_lambda: bool,
+}
+
+/// Every variable that was present but unusable, named, without its value.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration: {}", .problems.join("; "))]
+pub struct ConfigError {
+    pub problems: Vec<String>,
+}
+
+impl Config {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_vars(std::env::vars().collect())
+    }
+
+    pub fn from_vars(vars: HashMap<String, String>) -> Result<Self, ConfigError> {
+        let mut env = Vars {
+            vars,
+            problems: Vec::new(),
+        };
+        let config = Config {
+            table_name: env.string("TABLE_NAME", "phone-verification"),
+            secret_id: env.string("SECRET_ID", "phone-verification/app"),
+            public_base_url: env
+                .string("PUBLIC_BASE_URL", "http://127.0.0.1:3000")
+                .trim_end_matches('/')
+                .to_owned(),
+            validity_period: env.seconds("VALIDITY_PERIOD_SECONDS", 300, 30..=3600),
+            max_verification_attempts: env.number("MAX_VERIFICATION_ATTEMPTS", 5, 1..=20),
+            max_requests_per_phone_per_day: env.number(
+                "MAX_REQUESTS_PER_PHONE_PER_DAY",
+                10,
+                1..=10_000,
+            ),
+            max_requests_per_ip_per_hour: env.number(
+                "MAX_REQUESTS_PER_IP_PER_HOUR",
+                20,
+                1..=1_000_000,
+            ),
+            request_cooldown: env.seconds("REQUEST_COOLDOWN_SECONDS", 30, 0..=3600),
+            allowed_country_codes: env.country_codes("ALLOWED_COUNTRY_CODES"),
+            require_app_signature: env.boolean("REQUIRE_APP_SIGNATURE", true),
+            flash_call_ring_timeout: env.seconds("FLASH_CALL_RING_TIMEOUT_SECONDS", 10, 5..=60),
+            token_lifetime: env.seconds("TOKEN_LIFETIME_SECONDS", 900, 60..=86_400),
+            token_issuer: env.string("TOKEN_ISSUER", "phone-verification"),
+            secret_refresh_interval: env.seconds("SECRET_REFRESH_SECONDS", 300, 10..=86_400),
+            pool_cache_ttl: env.seconds("POOL_CACHE_SECONDS", 60, 0..=3600),
+            twilio_api_base_url: env
+                .string("TWILIO_API_BASE_URL", "https://api.twilio.com")
+                .trim_end_matches('/')
+                .to_owned(),
+            twilio_connect_timeout: Duration::from_millis(env.number(
+                "TWILIO_CONNECT_TIMEOUT_MS",
+                1_000,
+                50..=10_000,
+            )),
+            twilio_request_timeout: Duration::from_millis(env.number(
+                "TWILIO_REQUEST_TIMEOUT_MS",
+                3_000,
+                100..=30_000,
+            )),
+            twilio_max_retries: env.number("TWILIO_MAX_RETRIES", 2, 0..=5),
+            allow_logging_gateway: env.boolean("ALLOW_LOGGING_GATEWAY", false),
+            in_lambda: env.vars.contains_key("AWS_LAMBDA_FUNCTION_NAME"),
+        };
+        if !config.public_base_url.starts_with("https://")
+            && !config.public_base_url.starts_with("http://")
+        {
+            env.problems
+                .push("PUBLIC_BASE_URL must start with https:// or http://".into());
+        }
+        if env.problems.is_empty() {
+            Ok(config)
+        } else {
+            Err(ConfigError {
+                problems: env.problems,
+            })
+        }
+    }
+}
+
+/// Collects every problem instead of stopping at the first, so one deploy shows them all.
+struct Vars {
+    vars: HashMap<String, String>,
+    problems: Vec<String>,
+}
+
+impl Vars {
+    fn raw(&self, name: &str) -> Option<&str> {
+        self.vars
+            .get(name)
+            .map(|v| v.trim())
+            .filter(|v| !v.is_empty())
+    }
+
+    fn string(&mut self, name: &str, default: &str) -> String {
+        self.raw(name).unwrap_or(default).to_owned()
+    }
+
+    fn number<T>(&mut self, name: &str, default: T, range: std::ops::RangeInclusive<T>) -> T
+    where
+        T: FromStr + PartialOrd + Display + Copy,
+    {
+        let Some(raw) = self.raw(name) else {
+            return default;
+        };
+        match raw.parse::<T>() {
+            Ok(v) if range.contains(&v) => v,
+            _ => {
+                self.problems.push(format!(
+                    "{name} must be a whole number from {} to {}",
+                    range.start(),
+                    range.end()
+                ));
+                default
+            }
+        }
+    }
+
+    fn seconds(&mut self, name: &str, default: u64, range: std::ops::RangeInclusive<u64>) -> Duration {
+        Duration::from_secs(self.number(name, default, range))
+    }
+
+    fn boolean(&mut self, name: &str, default: bool) -> bool {
+        match self.raw(name).map(str::to_ascii_lowercase).as_deref() {
+            None => default,
+            Some("true" | "1" | "yes") => true,
+            Some("false" | "0" | "no") => false,
+            Some(_) => {
+                self.problems.push(format!("{name} must be true or false"));
+                default
+            }
+        }
+    }
+
+    fn country_codes(&mut self, name: &str) -> BTreeSet<u16> {
+        let Some(raw) = self.raw(name) else {
+            return BTreeSet::new();
+        };
+        let mut codes = BTreeSet::new();
+        for part in raw.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            match part.trim_start_matches('+').parse::<u16>() {
+                Ok(code) if (1..=999).contains(&code) => {
+                    codes.insert(code);
+                }
+                _ => {
+                    self.problems.push(format!(
+                        "{name} must be a comma-separated list of country calling codes such as 1,44"
+                    ));
+                    return BTreeSet::new();
+                }
+            }
+        }
+        codes
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn an_empty_environment_gives_the_documented_defaults() {
+        let c = Config::from_vars(HashMap::new()).unwrap();
+        assert_eq!(c.validity_period, Duration::from_secs(300));
+        assert_eq!(c.max_verification_attempts, 5);
+        assert_eq!(c.max_requests_per_phone_per_day, 10);
+        assert_eq!(c.max_requests_per_ip_per_hour, 20);
+        assert_eq!(c.request_cooldown, Duration::from_secs(30));
+        assert!(c.allowed_country_codes.is_empty());
+        assert!(c.require_app_signature);
+        assert!(!c.in_lambda);
+    }
+
+    #[test]
+    fn every_bad_variable_is_named_in_one_error_without_its_value() {
+        let err = Config::from_vars(vars(&[
+            ("VALIDITY_PERIOD_SECONDS", "soon"),
+            ("MAX_VERIFICATION_ATTEMPTS", "0"),
+            ("REQUIRE_APP_SIGNATURE", "maybe-secret-value"),
+            ("ALLOWED_COUNTRY_CODES", "1,UK"),
+            ("PUBLIC_BASE_URL", "example.com"),
+        ]))
+        .unwrap_err();
+        let text = err.to_string();
+        for name in [
+            "VALIDITY_PERIOD_SECONDS",
+            "MAX_VERIFICATION_ATTEMPTS",
+            "REQUIRE_APP_SIGNATURE",
+            "ALLOWED_COUNTRY_CODES",
+            "PUBLIC_BASE_URL",
+        ] {
+            assert!(text.contains(name), "{name} missing from {text}");
+        }
+        assert!(!text.contains("maybe-secret-value"));
+        assert_eq!(err.problems.len(), 5);
+    }
+
+    #[test]
+    fn country_codes_accept_an_optional_plus_and_spaces() {
+        let c = Config::from_vars(vars(&[("ALLOWED_COUNTRY_CODES", " +1, 44 ,49")])).unwrap();
+        assert_eq!(c.allowed_country_codes, BTreeSet::from([1, 44, 49]));
+    }
+
+    #[test]
+    fn lambda_is_detected_from_the_runtime_variables() {
+        let c = Config::from_vars(vars(&[("AWS_LAMBDA_FUNCTION_NAME", "request")])).unwrap();
+        assert!(c.in_lambda);
+    }
+}

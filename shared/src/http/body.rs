@@ -1,0 +1,136 @@
+//! JSON request bodies: size and media type checked, and errors that name the field.
+
+use lambda_http::Request;
+use lambda_http::http::header;
+use serde::de::DeserializeOwned;
+
+use super::ApiError;
+
+/// The largest body any endpoint accepts; the biggest legitimate one is a batch of events.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+pub fn json_body<T: DeserializeOwned>(req: &Request) -> Result<T, ApiError> {
+    if let Some(ct) = req.headers().get(header::CONTENT_TYPE) {
+        let media = ct
+            .to_str()
+            .unwrap_or("")
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
+        if media != "application/json" && !media.ends_with("+json") {
+            return Err(ApiError::UnsupportedMediaType);
+        }
+    }
+    let bytes: &[u8] = req.body().as_ref();
+    if bytes.len() > MAX_BODY_BYTES {
+        return Err(ApiError::PayloadTooLarge {
+            limit: MAX_BODY_BYTES,
+        });
+    }
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::InvalidJson("the body is empty".into()));
+    }
+    parse(bytes)
+}
+
+fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let value: serde_json::Value = serde_json::from_slice(bytes)
+        .map_err(|e| ApiError::InvalidJson(strip_position(&e.to_string())))?;
+    // serde would read an array into a struct field by field; every body here is an object.
+    if !value.is_object() {
+        return Err(ApiError::InvalidJson("the body must be a JSON object".into()));
+    }
+    let err = match serde_path_to_error::deserialize::<_, T>(value) {
+        Ok(value) => return Ok(value),
+        Err(err) => err,
+    };
+    let path = err.path().to_string();
+    let message = strip_position(&err.into_inner().to_string());
+    // serde reports a missing or unknown field at the parent's path; name the field itself.
+    if let Some(name) = quoted_name(&message, "missing field `") {
+        return Err(ApiError::field(join(&path, name), "is required"));
+    }
+    if let Some(name) = quoted_name(&message, "unknown field `") {
+        let field = if path.ends_with(name) {
+            path.clone()
+        } else {
+            join(&path, name)
+        };
+        return Err(ApiError::field(field, "is not a known field"));
+    }
+    if path == "." {
+        return Err(ApiError::InvalidJson(message));
+    }
+    Err(ApiError::field(path, message))
+}
+
+fn join(path: &str, name: &str) -> String {
+    if path == "." {
+        name.to_owned()
+    } else {
+        format!("{path}.{name}")
+    }
+}
+
+fn quoted_name<'a>(message: &'a str, prefix: &str) -> Option<&'a str> {
+    let rest = message.strip_prefix(prefix)?;
+    rest.split('`').next()
+}
+
+/// serde_json appends "at line 1 column 17": useful in a log, noise in an API answer.
+fn strip_position(message: &str) -> String {
+    match message.rfind(" at line ") {
+        Some(i) => message[..i].to_owned(),
+        None => message.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::phone::PhoneNumber;
+    use serde::Deserialize;
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Probe {
+        phone_number: PhoneNumber,
+        count: Option<u32>,
+    }
+
+    fn field_of(body: &str) -> (String, String) {
+        match parse::<Probe>(body.as_bytes()) {
+            Err(ApiError::InvalidField { field, detail }) => (field, detail),
+            other => panic!("expected a field error for {body}, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn errors_name_the_field_at_fault() {
+        assert_eq!(field_of("{}").0, "phone_number");
+        assert_eq!(field_of(r#"{"phone_number":"+14155550123","x":1}"#).0, "x");
+        let (field, detail) = field_of(r#"{"phone_number":"0123"}"#);
+        assert_eq!(field, "phone_number");
+        assert!(detail.contains("E.164"), "{detail}");
+        assert_eq!(
+            field_of(r#"{"phone_number":"+14155550123","count":"many"}"#).0,
+            "count"
+        );
+        assert_eq!(field_of(r#"{"phone_number":12}"#).0, "phone_number");
+    }
+
+    #[test]
+    fn syntax_errors_and_wrong_top_level_types_are_invalid_json() {
+        assert!(matches!(
+            parse::<Probe>(b"{\"phone_number\":"),
+            Err(ApiError::InvalidJson(_))
+        ));
+        assert!(matches!(
+            parse::<Probe>(b"[1,2]"),
+            Err(ApiError::InvalidJson(_))
+        ));
+    }
+}

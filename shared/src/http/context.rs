@@ -1,0 +1,52 @@
+//! What a request carries besides its body: path and query parameters, the client IP, the
+//! request id and a bearer token.
+
+use lambda_http::request::RequestContext;
+use lambda_http::{Request, RequestExt};
+
+use super::ApiError;
+
+/// The client's IP as API Gateway saw it (the local API sets it from the socket).
+pub fn client_ip(req: &Request) -> Option<String> {
+    match req.request_context_ref()? {
+        RequestContext::ApiGatewayV2(ctx) => ctx.http.source_ip.clone(),
+        #[allow(unreachable_patterns)]
+        _ => None,
+    }
+}
+
+pub fn request_id(req: &Request) -> String {
+    let from_gateway = match req.request_context_ref() {
+        Some(RequestContext::ApiGatewayV2(ctx)) => ctx.request_id.clone(),
+        #[allow(unreachable_patterns)]
+        _ => None,
+    };
+    from_gateway
+        .or_else(|| req.lambda_context_ref().map(|c| c.request_id.clone()))
+        .unwrap_or_else(|| "-".to_owned())
+}
+
+/// A path parameter declared by the route (`/auth/status/{session_id}`).
+pub fn path_param<'a>(req: &'a Request, name: &str) -> Result<&'a str, ApiError> {
+    req.path_parameters_ref()
+        .and_then(|p| p.first(name))
+        .ok_or_else(|| ApiError::field(name, "is required in the path"))
+}
+
+pub fn query_param<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
+    req.query_string_parameters_ref().and_then(|q| q.first(name))
+}
+
+/// The token of an `Authorization: Bearer ...` header, if there is one.
+pub fn bearer_token(req: &Request) -> Option<&str> {
+    let value = req
+        .headers()
+        .get(lambda_http::http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
+}

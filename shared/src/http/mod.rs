@@ -1,0 +1,14 @@
+//! HTTP plumbing every function shares: the error → response mapping, JSON bodies, request
+//! context, and the endpoint skeleton that runs a handler inside a request span.
+
+mod body;
+mod context;
+mod endpoint;
+mod error;
+mod response;
+
+pub use body::{MAX_BODY_BYTES, json_body};
+pub use context::{bearer_token, client_ip, path_param, query_param, request_id};
+pub use endpoint::{Endpoint, serve};
+pub use error::ApiError;
+pub use response::json;

@@ -1,0 +1,24 @@
+//! JSON responses.
+
+use lambda_http::http::{HeaderValue, StatusCode, header};
+use lambda_http::{Body, Response};
+use serde::Serialize;
+
+/// A JSON response. Serialising our own response types cannot fail; if it ever did, the
+/// client gets an empty 500 rather than a panic.
+pub fn json(status: StatusCode, body: &impl Serialize) -> Response<Body> {
+    let (status, text) = match serde_json::to_string(body) {
+        Ok(text) => (status, text),
+        Err(_) => (StatusCode::INTERNAL_SERVER_ERROR, String::from("{}")),
+    };
+    let mut response = Response::new(Body::Text(text));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    // Sessions, tokens and histories are personal: no shared cache may keep them.
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}

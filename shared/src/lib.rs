@@ -1,0 +1,21 @@
+//! The domain crate of the phone-verification backend: value types, the DynamoDB store, the
+//! telephony gateway, secrets, configuration, HTTP plumbing, and the endpoints themselves.
+//! Each function's `main.rs` only names its endpoint; the local API serves them all.
+
+pub mod aws;
+pub mod clock;
+pub mod config;
+pub mod flash_call;
+pub mod http;
+pub mod init;
+pub mod phone;
+pub mod pool;
+pub mod runtime;
+pub mod secrets;
+pub mod session;
+pub mod store;
+pub mod telephony;
+pub mod tls;
+pub mod token;
+
+pub use init::Init;

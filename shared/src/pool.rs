@@ -1,0 +1,68 @@
+//! `SourcePool`: the pool's active numbers, cached briefly by a warm container, and the random
+//! choice of the number that calls.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+use crate::phone::PhoneNumber;
+use crate::store::{Store, StoreError};
+
+pub struct SourcePool {
+    store: Store,
+    ttl: Duration,
+    cached: Mutex<Option<(Instant, Arc<Vec<PhoneNumber>>)>>,
+    rng: Mutex<StdRng>,
+}
+
+impl SourcePool {
+    pub fn new(store: Store, ttl: Duration) -> Self {
+        Self::with_rng(store, ttl, StdRng::from_os_rng())
+    }
+
+    pub fn with_rng(store: Store, ttl: Duration, rng: StdRng) -> Self {
+        SourcePool {
+            store,
+            ttl,
+            cached: Mutex::new(None),
+            rng: Mutex::new(rng),
+        }
+    }
+
+    /// A random active number other than `callee`, or `None` when the pool has none.
+    pub async fn pick(&self, callee: &PhoneNumber) -> Result<Option<PhoneNumber>, StoreError> {
+        let numbers = self.active_numbers().await?;
+        let candidates: Vec<&PhoneNumber> = numbers.iter().filter(|n| *n != callee).collect();
+        if candidates.is_empty() {
+            return Ok(None);
+        }
+        let i = self
+            .rng
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .random_range(0..candidates.len());
+        Ok(Some(candidates[i].clone()))
+    }
+
+    async fn active_numbers(&self) -> Result<Arc<Vec<PhoneNumber>>, StoreError> {
+        if let Some((at, numbers)) = &*self.cached.lock().unwrap_or_else(|p| p.into_inner())
+            && at.elapsed() < self.ttl
+        {
+            return Ok(numbers.clone());
+        }
+        let numbers: Arc<Vec<PhoneNumber>> = Arc::new(
+            self.store
+                .pool()
+                .await?
+                .into_iter()
+                .filter(|e| e.active)
+                .map(|e| e.number)
+                .collect(),
+        );
+        *self.cached.lock().unwrap_or_else(|p| p.into_inner()) =
+            Some((Instant::now(), numbers.clone()));
+        Ok(numbers)
+    }
+}

@@ -1,0 +1,285 @@
+//! `Secrets`: the one Secrets Manager secret, validated at load and cached per container.
+
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::Value;
+
+/// The parsed secret. Every value is a `SecretString`: `Debug` shows none of them.
+#[derive(Debug)]
+pub struct Secrets {
+    pub twilio: Option<TwilioCredentials>,
+    pub app_signatures: Vec<SecretString>,
+    pub token_signing_key: SecretString,
+    pub code_hashing_key: Option<SecretString>,
+    /// SHA-256 hex digests of the service API keys, never the keys themselves.
+    pub service_api_key_hashes: Vec<SecretString>,
+}
+
+#[derive(Debug)]
+pub struct TwilioCredentials {
+    pub account_sid: String,
+    pub auth_token: SecretString,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SecretsError {
+    #[error("secret {secret_id} could not be read: {cause}")]
+    Unreadable { secret_id: String, cause: String },
+    #[error("secret {secret_id} has no SecretString (binary secrets are not supported)")]
+    NotAString { secret_id: String },
+    #[error("secret {secret_id} is malformed: {}", .problems.join("; "))]
+    Malformed {
+        secret_id: String,
+        problems: Vec<String>,
+    },
+}
+
+/// The shortest token-signing key accepted: HS256 wants at least 256 bits.
+const MIN_KEY_LEN: usize = 32;
+
+impl Secrets {
+    /// Parses the secret's JSON. Problems name the field, never its value; unknown fields are
+    /// allowed so that a secret can gain keys before the code that reads them is deployed.
+    pub fn parse(secret_id: &str, text: &str) -> Result<Self, SecretsError> {
+        let malformed = |problems: Vec<String>| SecretsError::Malformed {
+            secret_id: secret_id.to_owned(),
+            problems,
+        };
+        let Ok(Value::Object(map)) = serde_json::from_str::<Value>(text) else {
+            return Err(malformed(vec!["it is not a JSON object".into()]));
+        };
+        let mut problems = Vec::new();
+        let mut string = |name: &str, required: bool| -> Option<String> {
+            match map.get(name) {
+                Some(Value::String(s)) if !s.is_empty() => Some(s.clone()),
+                None | Some(Value::Null) if !required => None,
+                Some(Value::String(_)) | None | Some(Value::Null) => {
+                    problems.push(format!("{name} is missing"));
+                    None
+                }
+                Some(_) => {
+                    problems.push(format!("{name} must be a string"));
+                    None
+                }
+            }
+        };
+        let token_signing_key = string("token_signing_key", true);
+        let code_hashing_key = string("code_hashing_key", false);
+        let account_sid = string("twilio_account_sid", false);
+        let auth_token = string("twilio_auth_token", false);
+        let mut string_list = |name: &str| -> Vec<SecretString> {
+            match map.get(name) {
+                None | Some(Value::Null) => Vec::new(),
+                Some(Value::Array(items)) if items.iter().all(|i| i.is_string()) => items
+                    .iter()
+                    .filter_map(Value::as_str)
+                    .map(|s| SecretString::from(s.to_owned()))
+                    .collect(),
+                Some(_) => {
+                    problems.push(format!("{name} must be an array of strings"));
+                    Vec::new()
+                }
+            }
+        };
+        let app_signatures = string_list("app_signatures");
+        let service_api_key_hashes = string_list("service_api_key_hashes");
+
+        if token_signing_key
+            .as_ref()
+            .is_some_and(|k| k.len() < MIN_KEY_LEN)
+        {
+            problems.push(format!(
+                "token_signing_key must be at least {MIN_KEY_LEN} characters"
+            ));
+        }
+        let twilio = match (account_sid, auth_token) {
+            (Some(account_sid), Some(auth_token)) => {
+                if !is_account_sid(&account_sid) {
+                    problems.push("twilio_account_sid must be AC followed by 32 hex digits".into());
+                }
+                Some(TwilioCredentials {
+                    account_sid,
+                    auth_token: auth_token.into(),
+                })
+            }
+            (None, None) => None,
+            _ => {
+                problems.push(
+                    "twilio_account_sid and twilio_auth_token must be given together".into(),
+                );
+                None
+            }
+        };
+        match token_signing_key {
+            Some(key) if problems.is_empty() => Ok(Secrets {
+                twilio,
+                app_signatures,
+                token_signing_key: key.into(),
+                code_hashing_key: code_hashing_key.map(SecretString::from),
+                service_api_key_hashes,
+            }),
+            _ => Err(malformed(problems)),
+        }
+    }
+
+    /// Whether `candidate` is one of the allowed app signatures. Every allowed value is compared
+    /// in constant time, so the answer's timing says nothing about how close a guess was.
+    pub fn allows_app_signature(&self, candidate: &str) -> bool {
+        use subtle::ConstantTimeEq;
+        self.app_signatures
+            .iter()
+            .fold(subtle::Choice::from(0), |found, allowed| {
+                found | allowed.expose_secret().as_bytes().ct_eq(candidate.as_bytes())
+            })
+            .into()
+    }
+}
+
+fn is_account_sid(s: &str) -> bool {
+    s.len() == 34 && s.starts_with("AC") && s[2..].bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// Where the secret comes from.
+enum Source {
+    SecretsManager {
+        client: aws_sdk_secretsmanager::Client,
+        secret_id: String,
+    },
+    /// A fixed value, for tests.
+    Fixed,
+}
+
+/// The secret as this container knows it: loaded once, refreshed after `refresh_interval` so
+/// that a rotation reaches warm containers; a failed refresh keeps the last good value.
+pub struct SecretsCache {
+    source: Source,
+    refresh_interval: Duration,
+    current: RwLock<(Arc<Secrets>, Instant)>,
+    refreshing: tokio::sync::Mutex<()>,
+}
+
+impl SecretsCache {
+    pub async fn load(
+        client: aws_sdk_secretsmanager::Client,
+        secret_id: &str,
+        refresh_interval: Duration,
+    ) -> Result<Self, SecretsError> {
+        let secrets = fetch(&client, secret_id).await?;
+        Ok(SecretsCache {
+            source: Source::SecretsManager {
+                client,
+                secret_id: secret_id.to_owned(),
+            },
+            refresh_interval,
+            current: RwLock::new((Arc::new(secrets), Instant::now())),
+            refreshing: tokio::sync::Mutex::new(()),
+        })
+    }
+
+    pub fn fixed(secrets: Secrets) -> Self {
+        SecretsCache {
+            source: Source::Fixed,
+            refresh_interval: Duration::MAX,
+            current: RwLock::new((Arc::new(secrets), Instant::now())),
+            refreshing: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    pub async fn get(&self) -> Arc<Secrets> {
+        let (secrets, loaded_at) = self.snapshot();
+        let Source::SecretsManager { client, secret_id } = &self.source else {
+            return secrets;
+        };
+        if loaded_at.elapsed() < self.refresh_interval {
+            return secrets;
+        }
+        // One refresh at a time; everyone else keeps using the current value meanwhile.
+        let Ok(_guard) = self.refreshing.try_lock() else {
+            return secrets;
+        };
+        match fetch(client, secret_id).await {
+            Ok(fresh) => {
+                let fresh = Arc::new(fresh);
+                self.store((fresh.clone(), Instant::now()));
+                fresh
+            }
+            Err(error) => {
+                tracing::warn!(%error, "secret refresh failed; keeping the cached secret");
+                self.store((secrets.clone(), Instant::now()));
+                secrets
+            }
+        }
+    }
+
+    fn snapshot(&self) -> (Arc<Secrets>, Instant) {
+        let guard = self.current.read().unwrap_or_else(|p| p.into_inner());
+        (guard.0.clone(), guard.1)
+    }
+
+    fn store(&self, value: (Arc<Secrets>, Instant)) {
+        *self.current.write().unwrap_or_else(|p| p.into_inner()) = value;
+    }
+}
+
+async fn fetch(
+    client: &aws_sdk_secretsmanager::Client,
+    secret_id: &str,
+) -> Result<Secrets, SecretsError> {
+    let output = client
+        .get_secret_value()
+        .secret_id(secret_id)
+        .send()
+        .await
+        .map_err(|e| SecretsError::Unreadable {
+            secret_id: secret_id.to_owned(),
+            cause: aws_sdk_secretsmanager::error::DisplayErrorContext(e).to_string(),
+        })?;
+    let text = output.secret_string().ok_or_else(|| SecretsError::NotAString {
+        secret_id: secret_id.to_owned(),
+    })?;
+    Secrets::parse(secret_id, text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KEY: &str = "signing-key-signing-key-signing-key";
+
+    #[test]
+    fn a_complete_secret_parses_and_debug_shows_no_value() {
+        let text = format!(
+            r#"{{"token_signing_key":"{KEY}","app_signatures":["sig-one","sig-two"],
+               "twilio_account_sid":"AC0123456789abcdef0123456789abcdef",
+               "twilio_auth_token":"tok-secret-value","future_key":1}}"#
+        );
+        let s = Secrets::parse("id", &text).unwrap();
+        assert!(s.allows_app_signature("sig-two"));
+        assert!(!s.allows_app_signature("sig-tw"));
+        assert!(!s.allows_app_signature(""));
+        let debug = format!("{s:?}");
+        assert!(!debug.contains("tok-secret-value") && !debug.contains(KEY));
+    }
+
+    #[test]
+    fn every_problem_is_named_without_the_value() {
+        let text = r#"{"token_signing_key":"short-secret-value","app_signatures":"nope",
+                       "twilio_account_sid":"ACnothex"}"#;
+        let err = Secrets::parse("my/secret", text).unwrap_err().to_string();
+        assert!(err.contains("my/secret"), "{err}");
+        assert!(err.contains("token_signing_key must be at least 32"), "{err}");
+        assert!(err.contains("app_signatures must be an array"), "{err}");
+        assert!(err.contains("given together"), "{err}");
+        assert!(!err.contains("short-secret-value"), "{err}");
+    }
+
+    #[test]
+    fn a_missing_signing_key_or_non_object_is_refused() {
+        let err = Secrets::parse("s", "{}").unwrap_err().to_string();
+        assert!(err.contains("token_signing_key is missing"), "{err}");
+        let err = Secrets::parse("s", "[1]").unwrap_err().to_string();
+        assert!(err.contains("not a JSON object"), "{err}");
+    }
+}

@@ -1,0 +1,93 @@
+//! The table's definition, as `template.yaml` declares it; used to create the table locally.
+//! An integration test checks that both say the same.
+
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType,
+    Projection, ProjectionType, ScalarAttributeType, TimeToLiveSpecification,
+};
+
+use super::keys::{GSI1, GSI1_PK, GSI1_SK, PK, SK, TTL};
+use super::{Store, StoreError};
+
+/// Key attributes of the table and of each GSI: (index, partition key, sort key).
+pub const KEYS: [(&str, &str, &str); 2] = [("table", PK, SK), (GSI1, GSI1_PK, GSI1_SK)];
+
+impl Store {
+    /// Creates the table with its GSI and TTL if it does not exist yet. Returns whether it did.
+    pub async fn create_table_if_missing(&self) -> Result<bool, StoreError> {
+        let exists = self
+            .client
+            .describe_table()
+            .table_name(self.table())
+            .send()
+            .await;
+        match exists {
+            Ok(_) => return Ok(false),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_resource_not_found_exception()) => {}
+            Err(e) => return Err(StoreError::dynamo("DescribeTable", e)),
+        }
+        let key = |name: &str, kind| {
+            KeySchemaElement::builder()
+                .attribute_name(name)
+                .key_type(kind)
+                .build()
+                .map_err(|e| StoreError::Malformed(e.to_string()))
+        };
+        let attr = |name: &str| {
+            AttributeDefinition::builder()
+                .attribute_name(name)
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .map_err(|e| StoreError::Malformed(e.to_string()))
+        };
+        let gsi = GlobalSecondaryIndex::builder()
+            .index_name(GSI1)
+            .key_schema(key(GSI1_PK, KeyType::Hash)?)
+            .key_schema(key(GSI1_SK, KeyType::Range)?)
+            .projection(
+                Projection::builder()
+                    .projection_type(ProjectionType::All)
+                    .build(),
+            )
+            .build()
+            .map_err(|e| StoreError::Malformed(e.to_string()))?;
+        let created = self
+            .client
+            .create_table()
+            .table_name(self.table())
+            .billing_mode(BillingMode::PayPerRequest)
+            .attribute_definitions(attr(PK)?)
+            .attribute_definitions(attr(SK)?)
+            .attribute_definitions(attr(GSI1_PK)?)
+            .attribute_definitions(attr(GSI1_SK)?)
+            .key_schema(key(PK, KeyType::Hash)?)
+            .key_schema(key(SK, KeyType::Range)?)
+            .global_secondary_indexes(gsi)
+            .send()
+            .await;
+        match created {
+            Ok(_) => {}
+            // Another bootstrap won the race: the table exists, which is what was asked.
+            Err(e) if e.as_service_error().is_some_and(|e| e.is_resource_in_use_exception()) => {
+                return Ok(false);
+            }
+            Err(e) => return Err(StoreError::dynamo("CreateTable", e)),
+        }
+        self.client
+            .update_time_to_live()
+            .table_name(self.table())
+            .time_to_live_specification(
+                TimeToLiveSpecification::builder()
+                    .attribute_name(TTL)
+                    .enabled(true)
+                    .build()
+                    .map_err(|e| StoreError::Malformed(e.to_string()))?,
+            )
+            .send()
+            .await
+            .map_err(|e| StoreError::dynamo("UpdateTimeToLive", e))?;
+        Ok(true)
+    }
+}

@@ -1,0 +1,278 @@
+//! Flash-call sessions: written once, counted and closed by conditional updates only.
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::types::{ReturnValue, ReturnValuesOnConditionCheckFailure};
+use time::OffsetDateTime;
+
+use super::item::{Item, millis, millis_av, n, s, ttl_av};
+use super::keys::{self, GSI1, GSI1_PK, GSI1_SK, KIND, PK, SK, TTL};
+use super::{Store, StoreError};
+use crate::phone::PhoneNumber;
+use crate::session::{CallStatus, Refusal, Session, SessionId, SessionState};
+
+const PHONE: &str = "phone";
+const CALLER_ID: &str = "caller_id";
+const STATE: &str = "state";
+const ATTEMPTS: &str = "attempts";
+const CREATED_AT: &str = "created_at";
+const EXPIRES_AT: &str = "expires_at";
+const VERIFIED_AT: &str = "verified_at";
+const CALL_SID: &str = "call_sid";
+const CALL_STATUS: &str = "call_status";
+const KIND_SESSION: &str = "session";
+
+/// How long an expired session stays readable (for `status`) before DynamoDB may delete it.
+const RETENTION_AFTER_EXPIRY: time::Duration = time::Duration::days(1);
+
+/// What a verification attempt carries to the store.
+#[derive(Debug, Clone, Copy)]
+pub enum Attempt {
+    /// The caller ID did not match: count the attempt.
+    Mismatch,
+    /// The caller ID matched: count the attempt and close the session, in one write.
+    Match,
+}
+
+/// The condition every attempt is written under: the session is still open at `:now`.
+const OPEN: &str = "attribute_exists(#pk) AND #state = :pending AND #attempts < :max AND #expires > :now";
+
+impl Store {
+    pub async fn put_session(&self, session: &Session) -> Result<(), StoreError> {
+        let mut item = HashMap::from([
+            (PK.into(), s(keys::session_pk(&session.id))),
+            (SK.into(), s(keys::SESSION_SK)),
+            (GSI1_PK.into(), s(keys::phone_gsi_pk(&session.phone))),
+            (
+                GSI1_SK.into(),
+                s(keys::session_gsi_sk(millis(session.created_at), &session.id)),
+            ),
+            (KIND.into(), s(KIND_SESSION)),
+            (PHONE.into(), s(session.phone.as_str())),
+            (CALLER_ID.into(), s(session.caller_id.as_str())),
+            (STATE.into(), s(session.state.as_str())),
+            (ATTEMPTS.into(), n(session.attempts)),
+            (CREATED_AT.into(), millis_av(session.created_at)),
+            (EXPIRES_AT.into(), millis_av(session.expires_at)),
+            (CALL_STATUS.into(), s(session.call_status.as_str())),
+            (TTL.into(), ttl_av(session.expires_at + RETENTION_AFTER_EXPIRY)),
+        ]);
+        if let Some(sid) = &session.call_sid {
+            item.insert(CALL_SID.into(), s(sid.as_str()));
+        }
+        self.client
+            .put_item()
+            .table_name(self.table())
+            .set_item(Some(item))
+            // A v4 collision is astronomically unlikely; if it happens, never overwrite.
+            .condition_expression("attribute_not_exists(#pk)")
+            .expression_attribute_names("#pk", PK)
+            .send()
+            .await
+            .map_err(|e| StoreError::dynamo("PutItem", e))?;
+        Ok(())
+    }
+
+    pub async fn get_session(&self, id: &SessionId) -> Result<Option<Session>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(self.table())
+            .key(PK, s(keys::session_pk(id)))
+            .key(SK, s(keys::SESSION_SK))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| StoreError::dynamo("GetItem", e))?;
+        out.item.map(|i| session_from(Item(i))).transpose()
+    }
+
+    /// The phone's newest sessions, newest first, from the by-phone index (one Query).
+    pub async fn recent_sessions(
+        &self,
+        phone: &PhoneNumber,
+        limit: i32,
+    ) -> Result<Vec<Session>, StoreError> {
+        let out = self
+            .client
+            .query()
+            .table_name(self.table())
+            .index_name(GSI1)
+            .key_condition_expression("#pk = :pk AND begins_with(#sk, :prefix)")
+            .expression_attribute_names("#pk", GSI1_PK)
+            .expression_attribute_names("#sk", GSI1_SK)
+            .expression_attribute_values(":pk", s(keys::phone_gsi_pk(phone)))
+            .expression_attribute_values(":prefix", s(keys::SESSION_GSI_SK_PREFIX))
+            .scan_index_forward(false)
+            .limit(limit)
+            .send()
+            .await
+            .map_err(|e| StoreError::dynamo("Query", e))?;
+        out.items
+            .unwrap_or_default()
+            .into_iter()
+            .map(|i| session_from(Item(i)))
+            .collect()
+    }
+
+    /// Counts one attempt, and for a match also closes the session, in a single conditional
+    /// update: the session must exist, be pending, be below `max_attempts` and unexpired at
+    /// `now`. Only one request can ever turn a session verified, and no more than
+    /// `max_attempts` attempts are ever counted, whatever the concurrency.
+    pub async fn record_attempt(
+        &self,
+        id: &SessionId,
+        attempt: Attempt,
+        now: OffsetDateTime,
+        max_attempts: u32,
+    ) -> Result<Result<Session, Refusal>, StoreError> {
+        let mut update = self
+            .client
+            .update_item()
+            .table_name(self.table())
+            .key(PK, s(keys::session_pk(id)))
+            .key(SK, s(keys::SESSION_SK))
+            .condition_expression(OPEN)
+            .expression_attribute_names("#pk", PK)
+            .expression_attribute_names("#state", STATE)
+            .expression_attribute_names("#attempts", ATTEMPTS)
+            .expression_attribute_names("#expires", EXPIRES_AT)
+            .expression_attribute_values(":pending", s(SessionState::Pending.as_str()))
+            .expression_attribute_values(":max", n(max_attempts))
+            .expression_attribute_values(":now", millis_av(now))
+            .expression_attribute_values(":one", n(1))
+            .return_values(ReturnValue::AllNew)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
+        update = match attempt {
+            Attempt::Mismatch => update.update_expression("SET #attempts = #attempts + :one"),
+            Attempt::Match => update
+                .update_expression(
+                    "SET #attempts = #attempts + :one, #state = :verified, #verified_at = :now",
+                )
+                .expression_attribute_names("#verified_at", VERIFIED_AT)
+                .expression_attribute_values(":verified", s(SessionState::Verified.as_str())),
+        };
+        match update.send().await {
+            Ok(out) => {
+                let item = out
+                    .attributes
+                    .ok_or_else(|| StoreError::Malformed("UpdateItem returned nothing".into()))?;
+                Ok(Ok(session_from(Item(item))?))
+            }
+            Err(e) => {
+                let Some(service) = e.as_service_error() else {
+                    return Err(StoreError::dynamo("UpdateItem", e));
+                };
+                if !service.is_conditional_check_failed_exception() {
+                    return Err(StoreError::dynamo("UpdateItem", e));
+                }
+                let old = match service {
+                    aws_sdk_dynamodb::operation::update_item::UpdateItemError::ConditionalCheckFailedException(c) => c.item.clone(),
+                    _ => None,
+                };
+                let refusal = match old {
+                    None => Refusal::NotFound,
+                    Some(item) => session_from(Item(item))?
+                        .refusal(now, max_attempts)
+                        // The condition failed, so something refused it; if the old image shows
+                        // nothing, the session filled up between the two reads.
+                        .unwrap_or(Refusal::AttemptsExhausted),
+                };
+                Ok(Err(refusal))
+            }
+        }
+    }
+
+    /// Records the call the gateway placed for a pending session.
+    pub async fn record_call_placed(
+        &self,
+        id: &SessionId,
+        call_sid: &str,
+    ) -> Result<(), StoreError> {
+        self.set_call(id, Some(call_sid), CallStatus::Queued, None)
+            .await
+    }
+
+    /// Marks a session whose call could not be placed as failed: it can never be verified.
+    pub async fn mark_call_failed(&self, id: &SessionId) -> Result<(), StoreError> {
+        self.set_call(id, None, CallStatus::Failed, Some(SessionState::Failed))
+            .await
+    }
+
+    async fn set_call(
+        &self,
+        id: &SessionId,
+        call_sid: Option<&str>,
+        status: CallStatus,
+        state: Option<SessionState>,
+    ) -> Result<(), StoreError> {
+        let mut sets = vec!["#call_status = :status"];
+        let mut update = self
+            .client
+            .update_item()
+            .table_name(self.table())
+            .key(PK, s(keys::session_pk(id)))
+            .key(SK, s(keys::SESSION_SK))
+            .condition_expression("attribute_exists(#pk) AND #state = :pending")
+            .expression_attribute_names("#pk", PK)
+            .expression_attribute_names("#state", STATE)
+            .expression_attribute_names("#call_status", CALL_STATUS)
+            .expression_attribute_values(":pending", s(SessionState::Pending.as_str()))
+            .expression_attribute_values(":status", s(status.as_str()));
+        if let Some(sid) = call_sid {
+            sets.push("#call_sid = :sid");
+            update = update
+                .expression_attribute_names("#call_sid", CALL_SID)
+                .expression_attribute_values(":sid", s(sid));
+        }
+        if let Some(state) = state {
+            sets.push("#state = :new_state");
+            update = update.expression_attribute_values(":new_state", s(state.as_str()));
+        }
+        let result = update
+            .update_expression(format!("SET {}", sets.join(", ")))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            // The session left `pending` meanwhile (verified by a fast user): nothing to record.
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(StoreError::dynamo("UpdateItem", e)),
+        }
+    }
+}
+
+fn session_from(item: Item) -> Result<Session, StoreError> {
+    let pk = item.string(PK)?;
+    let id = pk
+        .strip_prefix("SESSION#")
+        .and_then(|id| SessionId::parse(id).ok())
+        .ok_or_else(|| StoreError::Malformed("session key".into()))?;
+    let phone = |name| {
+        item.string(name).and_then(|v| {
+            PhoneNumber::parse(v).map_err(|_| StoreError::Malformed(format!("{name} of {id}")))
+        })
+    };
+    Ok(Session {
+        id,
+        phone: phone(PHONE)?,
+        caller_id: phone(CALLER_ID)?,
+        state: SessionState::parse(item.string(STATE)?)
+            .ok_or_else(|| StoreError::Malformed(format!("state of {id}")))?,
+        attempts: item.number(ATTEMPTS)?,
+        created_at: item.time(CREATED_AT)?,
+        expires_at: item.time(EXPIRES_AT)?,
+        verified_at: item.opt_time(VERIFIED_AT)?,
+        call_sid: item.opt_string(CALL_SID).map(str::to_owned),
+        call_status: item
+            .opt_string(CALL_STATUS)
+            .and_then(CallStatus::parse)
+            .unwrap_or(CallStatus::NotPlaced),
+    })
+}
+

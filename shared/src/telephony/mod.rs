@@ -1,0 +1,56 @@
+//! The telephony gateway: places flash calls. Twilio in production; a gateway that only logs
+//! for local use.
+
+mod logging;
+mod twilio;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+pub use logging::LoggingGateway;
+pub use twilio::TwilioGateway;
+
+use crate::phone::PhoneNumber;
+
+/// One flash call: ring `to` from `from` for at most `ring_timeout`, hang up if answered.
+#[derive(Debug, Clone)]
+pub struct FlashCall {
+    pub to: PhoneNumber,
+    pub from: PhoneNumber,
+    /// Where the provider posts the call's status changes.
+    pub status_callback: String,
+    pub ring_timeout: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlacedCall {
+    /// The provider's id of the call (Twilio's `CA...` SID).
+    pub sid: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TelephonyError {
+    /// The provider answered and refused the call (a 4xx); retrying would not help.
+    #[error("the provider refused the call: HTTP {status}, code {code:?}: {message}")]
+    Rejected {
+        status: u16,
+        code: Option<u32>,
+        message: String,
+    },
+    /// The provider is throttling outbound calls (HTTP 429, Twilio error 20429).
+    #[error("the provider is throttling calls: {message}")]
+    Throttled { message: String },
+    /// No usable answer after the retries: 5xx, a timeout, or no connection.
+    #[error("the provider is unavailable: {0}")]
+    Unavailable(String),
+}
+
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+pub trait TelephonyGateway: Send + Sync {
+    fn place_flash_call<'a>(
+        &'a self,
+        call: &'a FlashCall,
+    ) -> BoxFuture<'a, Result<PlacedCall, TelephonyError>>;
+}

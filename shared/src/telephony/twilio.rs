@@ -1,0 +1,199 @@
+//! Twilio's Programmable Voice `Calls` resource, over reqwest and rustls.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use secrecy::ExposeSecret;
+use serde::Deserialize;
+
+use super::{BoxFuture, FlashCall, PlacedCall, TelephonyError, TelephonyGateway};
+use crate::config::Config;
+use crate::secrets::SecretsCache;
+
+/// The TwiML run if the phone answers: hang up at once. The call is only a caller ID.
+const HANG_UP: &str = "<Response><Hangup/></Response>";
+
+pub struct TwilioGateway {
+    http: reqwest::Client,
+    base_url: String,
+    secrets: Arc<SecretsCache>,
+    max_retries: u32,
+}
+
+/// Twilio's error body: the classic `{code, message, more_info, status}` or RFC 9457
+/// problem details (`{type, title, detail, status}`).
+#[derive(Debug, Default, Deserialize)]
+struct ErrorBody {
+    code: Option<u32>,
+    message: Option<String>,
+    title: Option<String>,
+    detail: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct CallResource {
+    sid: String,
+}
+
+impl TwilioGateway {
+    /// Builds the client once per container. The credentials are read from the secret at each
+    /// call, so that a rotated auth token is picked up.
+    pub fn new(config: &Config, secrets: Arc<SecretsCache>) -> anyhow::Result<Self> {
+        crate::tls::install_crypto_provider();
+        let http = reqwest::Client::builder()
+            .connect_timeout(config.twilio_connect_timeout)
+            .timeout(config.twilio_request_timeout)
+            .user_agent(concat!("phone-verification/", env!("CARGO_PKG_VERSION")))
+            .build()?;
+        Ok(TwilioGateway {
+            http,
+            base_url: config.twilio_api_base_url.clone(),
+            secrets,
+            max_retries: config.twilio_max_retries,
+        })
+    }
+
+    async fn create_call(&self, call: &FlashCall) -> Result<PlacedCall, TelephonyError> {
+        let secrets = self.secrets.get().await;
+        let Some(creds) = secrets.twilio.as_ref() else {
+            return Err(TelephonyError::Unavailable(
+                "no Twilio credentials in the secret".into(),
+            ));
+        };
+        let url = format!(
+            "{}/2010-04-01/Accounts/{}/Calls.json",
+            self.base_url, creds.account_sid
+        );
+        let timeout = call.ring_timeout.as_secs().to_string();
+        let form: [(&str, &str); 10] = [
+            ("To", call.to.as_str()),
+            ("From", call.from.as_str()),
+            ("Twiml", HANG_UP),
+            ("Timeout", &timeout),
+            ("StatusCallback", &call.status_callback),
+            ("StatusCallbackMethod", "POST"),
+            ("StatusCallbackEvent", "initiated"),
+            ("StatusCallbackEvent", "ringing"),
+            ("StatusCallbackEvent", "answered"),
+            ("StatusCallbackEvent", "completed"),
+        ];
+
+        let mut attempt = 0;
+        loop {
+            let outcome = self
+                .http
+                .post(&url)
+                .basic_auth(&creds.account_sid, Some(creds.auth_token.expose_secret()))
+                .form(&form)
+                .send()
+                .await;
+            let retry_after = match outcome {
+                Ok(response) => {
+                    let status = response.status();
+                    let header_delay = retry_after(&response);
+                    let body = response.bytes().await.unwrap_or_default();
+                    if status.is_success() {
+                        return serde_json::from_slice::<CallResource>(&body)
+                            .map(|c| PlacedCall { sid: c.sid })
+                            .map_err(|_| {
+                                TelephonyError::Unavailable(
+                                    "Twilio's answer has no call SID".into(),
+                                )
+                            });
+                    }
+                    let error = parse_error(status.as_u16(), &body);
+                    let retryable = status.is_server_error() || status.as_u16() == 429;
+                    if !retryable || attempt >= self.max_retries {
+                        return Err(error);
+                    }
+                    tracing::warn!(%error, attempt, "Twilio call creation failed; retrying");
+                    header_delay
+                }
+                // Only a request that never reached Twilio is safe to send again: a timeout
+                // may have created the call, and a second POST would ring the phone twice.
+                Err(e) if e.is_connect() && attempt < self.max_retries => {
+                    tracing::warn!(error = %e, attempt, "Twilio unreachable; retrying");
+                    None
+                }
+                Err(e) => {
+                    let what = if e.is_timeout() { "timed out" } else { "failed" };
+                    return Err(TelephonyError::Unavailable(format!(
+                        "the request to Twilio {what}"
+                    )));
+                }
+            };
+            let backoff = Duration::from_millis(100 << attempt);
+            tokio::time::sleep(retry_after.unwrap_or(backoff).min(Duration::from_secs(2))).await;
+            attempt += 1;
+        }
+    }
+}
+
+fn retry_after(response: &reqwest::Response) -> Option<Duration> {
+    response
+        .headers()
+        .get(reqwest::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .parse::<u64>()
+        .ok()
+        .map(Duration::from_secs)
+}
+
+fn parse_error(status: u16, body: &[u8]) -> TelephonyError {
+    let parsed: ErrorBody = serde_json::from_slice(body).unwrap_or_default();
+    let message = parsed
+        .message
+        .or(parsed.detail)
+        .or(parsed.title)
+        .unwrap_or_else(|| format!("HTTP {status}"));
+    if status == 429 || parsed.code == Some(20429) {
+        TelephonyError::Throttled { message }
+    } else if (400..500).contains(&status) {
+        TelephonyError::Rejected {
+            status,
+            code: parsed.code,
+            message,
+        }
+    } else {
+        TelephonyError::Unavailable(format!("HTTP {status}: {message}"))
+    }
+}
+
+impl TelephonyGateway for TwilioGateway {
+    fn place_flash_call<'a>(
+        &'a self,
+        call: &'a FlashCall,
+    ) -> BoxFuture<'a, Result<PlacedCall, TelephonyError>> {
+        Box::pin(self.create_call(call))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classic_and_problem_details_errors_are_both_read() {
+        let classic = br#"{"code":21211,"message":"Invalid 'To' Phone Number","more_info":"x","status":400}"#;
+        assert_eq!(
+            parse_error(400, classic),
+            TelephonyError::Rejected {
+                status: 400,
+                code: Some(21211),
+                message: "Invalid 'To' Phone Number".into()
+            }
+        );
+        let problem = br#"{"type":"about:blank","title":"Bad","detail":"Too many","status":429}"#;
+        assert_eq!(
+            parse_error(429, problem),
+            TelephonyError::Throttled {
+                message: "Too many".into()
+            }
+        );
+        assert!(matches!(
+            parse_error(503, b"<html>"),
+            TelephonyError::Unavailable(_)
+        ));
+    }
+}
