@@ -12,8 +12,8 @@ pub struct Config {
     pub table_name: String,
     pub secret_id: String,
     /// The public base URL of the API (`https://api.example.com`), used to build webhook URLs
-    /// and to check Twilio's signatures.
-    pub public_base_url: String,
+    /// and to check Twilio's signatures. Unset, the domain API Gateway reports is used.
+    pub public_base_url: Option<String>,
     pub validity_period: Duration,
     pub max_verification_attempts: u32,
     pub max_requests_per_phone_per_day: u32,
@@ -58,9 +58,8 @@ impl Config {
             table_name: env.string("TABLE_NAME", "phone-verification"),
             secret_id: env.string("SECRET_ID", "phone-verification/app"),
             public_base_url: env
-                .string("PUBLIC_BASE_URL", "http://127.0.0.1:3000")
-                .trim_end_matches('/')
-                .to_owned(),
+                .raw("PUBLIC_BASE_URL")
+                .map(|u| u.trim_end_matches('/').to_owned()),
             validity_period: env.seconds("VALIDITY_PERIOD_SECONDS", 300, 30..=3600),
             max_verification_attempts: env.number("MAX_VERIFICATION_ATTEMPTS", 5, 1..=20),
             max_requests_per_phone_per_day: env.number(
@@ -99,8 +98,10 @@ impl Config {
             allow_logging_gateway: env.boolean("ALLOW_LOGGING_GATEWAY", false),
             in_lambda: env.vars.contains_key("AWS_LAMBDA_FUNCTION_NAME"),
         };
-        if !config.public_base_url.starts_with("https://")
-            && !config.public_base_url.starts_with("http://")
+        if config
+            .public_base_url
+            .as_deref()
+            .is_some_and(|u| !u.starts_with("https://") && !u.starts_with("http://"))
         {
             env.problems
                 .push("PUBLIC_BASE_URL must start with https:// or http://".into());
@@ -153,7 +154,12 @@ impl Vars {
         }
     }
 
-    fn seconds(&mut self, name: &str, default: u64, range: std::ops::RangeInclusive<u64>) -> Duration {
+    fn seconds(
+        &mut self,
+        name: &str,
+        default: u64,
+        range: std::ops::RangeInclusive<u64>,
+    ) -> Duration {
         Duration::from_secs(self.number(name, default, range))
     }
 

@@ -93,9 +93,7 @@ impl Init {
                         self.config.secret_id
                     );
                 } else {
-                    tracing::warn!(
-                        "no Twilio credentials: flash calls are logged, not dialed"
-                    );
+                    tracing::warn!("no Twilio credentials: flash calls are logged, not dialed");
                     Arc::new(LoggingGateway)
                 };
                 anyhow::Ok(gateway)

@@ -208,13 +208,19 @@ mod tests {
     fn letters_are_refused_even_as_vanity_numbers() {
         assert_eq!(err("+1 800 FLOWERS"), PhoneNumberError::InvalidCharacters);
         assert_eq!(err("+1415555012a"), PhoneNumberError::InvalidCharacters);
-        assert_eq!(err("+1 415 555 0123;ext=4"), PhoneNumberError::InvalidCharacters);
+        assert_eq!(
+            err("+1 415 555 0123;ext=4"),
+            PhoneNumberError::InvalidCharacters
+        );
     }
 
     #[test]
     fn too_long_too_short_and_empty_numbers_are_refused() {
         assert_eq!(err("+1415555012345678"), PhoneNumberError::TooLong);
-        assert_eq!(err("+1 (415) 555-0123 - - - - - - - - -"), PhoneNumberError::TooLong);
+        assert_eq!(
+            err("+1 (415) 555-0123 - - - - - - - - -"),
+            PhoneNumberError::TooLong
+        );
         assert!(matches!(
             err("+1415555"),
             PhoneNumberError::Invalid | PhoneNumberError::Unparseable
@@ -257,8 +263,14 @@ mod tests {
 
     #[test]
     fn the_country_calling_code_is_exposed() {
-        assert_eq!(PhoneNumber::parse("+14155550123").unwrap().country_code(), 1);
-        assert_eq!(PhoneNumber::parse("+447911123456").unwrap().country_code(), 44);
+        assert_eq!(
+            PhoneNumber::parse("+14155550123").unwrap().country_code(),
+            1
+        );
+        assert_eq!(
+            PhoneNumber::parse("+447911123456").unwrap().country_code(),
+            44
+        );
     }
 
     #[test]

@@ -106,9 +106,8 @@ impl Secrets {
             }
             (None, None) => None,
             _ => {
-                problems.push(
-                    "twilio_account_sid and twilio_auth_token must be given together".into(),
-                );
+                problems
+                    .push("twilio_account_sid and twilio_auth_token must be given together".into());
                 None
             }
         };
@@ -131,7 +130,11 @@ impl Secrets {
         self.app_signatures
             .iter()
             .fold(subtle::Choice::from(0), |found, allowed| {
-                found | allowed.expose_secret().as_bytes().ct_eq(candidate.as_bytes())
+                found
+                    | allowed
+                        .expose_secret()
+                        .as_bytes()
+                        .ct_eq(candidate.as_bytes())
             })
             .into()
     }
@@ -236,9 +239,11 @@ async fn fetch(
             secret_id: secret_id.to_owned(),
             cause: aws_sdk_secretsmanager::error::DisplayErrorContext(e).to_string(),
         })?;
-    let text = output.secret_string().ok_or_else(|| SecretsError::NotAString {
-        secret_id: secret_id.to_owned(),
-    })?;
+    let text = output
+        .secret_string()
+        .ok_or_else(|| SecretsError::NotAString {
+            secret_id: secret_id.to_owned(),
+        })?;
     Secrets::parse(secret_id, text)
 }
 
@@ -269,7 +274,10 @@ mod tests {
                        "twilio_account_sid":"ACnothex"}"#;
         let err = Secrets::parse("my/secret", text).unwrap_err().to_string();
         assert!(err.contains("my/secret"), "{err}");
-        assert!(err.contains("token_signing_key must be at least 32"), "{err}");
+        assert!(
+            err.contains("token_signing_key must be at least 32"),
+            "{err}"
+        );
         assert!(err.contains("app_signatures must be an array"), "{err}");
         assert!(err.contains("given together"), "{err}");
         assert!(!err.contains("short-secret-value"), "{err}");

@@ -110,7 +110,10 @@ mod tests {
         assert_eq!(t.expires_in, 900);
         assert_eq!(verify(&s, &config, &t.token, now), Ok(phone));
         let later = now + time::Duration::seconds(900);
-        assert_eq!(verify(&s, &config, &t.token, later), Err(TokenError::Expired));
+        assert_eq!(
+            verify(&s, &config, &t.token, later),
+            Err(TokenError::Expired)
+        );
     }
 
     #[test]
@@ -120,10 +123,16 @@ mod tests {
         let now = OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap();
         let t = issue(&secrets(&"a".repeat(32)), &config, &phone, "id", "sms", now).unwrap();
         let other = secrets(&"b".repeat(32));
-        assert_eq!(verify(&other, &config, &t.token, now), Err(TokenError::Invalid));
+        assert_eq!(
+            verify(&other, &config, &t.token, now),
+            Err(TokenError::Invalid)
+        );
         let mut tampered = t.token.clone();
         tampered.insert(tampered.len() / 2, 'x');
         let same = secrets(&"a".repeat(32));
-        assert_eq!(verify(&same, &config, &tampered, now), Err(TokenError::Invalid));
+        assert_eq!(
+            verify(&same, &config, &tampered, now),
+            Err(TokenError::Invalid)
+        );
     }
 }

@@ -1,1 +1,254 @@
+//! Helpers of the integration tests: the local stack's configuration, a phone that records the
+//! calls it gets, random test subjects, and the local API spawned on a random port.
+//!
+//! The tests need the local stack (`infra/test.sh` starts it); its endpoints reach the SDK
+//! through `AWS_ENDPOINT_URL_*`, exactly as in production.
 
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::{Arc, Mutex};
+
+use devstack::LocalApi;
+use rand::Rng;
+use serde_json::Value;
+use shared::Init;
+use shared::clock::ManualClock;
+use shared::config::Config;
+use shared::phone::PhoneNumber;
+use shared::store::Store;
+use shared::telephony::{BoxFuture, FlashCall, PlacedCall, TelephonyError, TelephonyGateway};
+
+/// The app signature the stack's secret allows (`stackctl bootstrap`).
+pub const APP_SIGNATURE: &str = "local-dev-signature";
+
+/// Settings under which most tests run: limits out of the way unless a test sets them.
+const TEST_DEFAULTS: &[(&str, &str)] = &[
+    ("MAX_REQUESTS_PER_PHONE_PER_DAY", "10000"),
+    ("MAX_REQUESTS_PER_IP_PER_HOUR", "1000000"),
+    ("REQUEST_COOLDOWN_SECONDS", "0"),
+];
+
+/// The configuration of the stack's environment, with test defaults and `overrides`.
+pub fn config(overrides: &[(&str, &str)]) -> Config {
+    let mut vars: HashMap<String, String> = std::env::vars().collect();
+    for (k, v) in TEST_DEFAULTS.iter().chain(overrides) {
+        vars.insert(k.to_string(), v.to_string());
+    }
+    Config::from_vars(vars).expect("test configuration")
+}
+
+/// The phone at the other end: records every flash call, or fails as told.
+#[derive(Default)]
+pub struct Phone {
+    calls: Mutex<Vec<FlashCall>>,
+    failure: Mutex<Option<TelephonyError>>,
+}
+
+impl Phone {
+    /// The caller ID of the newest call to `to`, as the phone would display it.
+    pub fn caller_id_of_call_to(&self, to: &PhoneNumber) -> Option<PhoneNumber> {
+        let calls = self.calls.lock().unwrap();
+        calls
+            .iter()
+            .rev()
+            .find(|c| &c.to == to)
+            .map(|c| c.from.clone())
+    }
+
+    pub fn last_call_to(&self, to: &PhoneNumber) -> Option<FlashCall> {
+        let calls = self.calls.lock().unwrap();
+        calls.iter().rev().find(|c| &c.to == to).cloned()
+    }
+
+    pub fn calls_to(&self, to: &PhoneNumber) -> usize {
+        self.calls
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|c| &c.to == to)
+            .count()
+    }
+
+    pub fn fail_with(&self, error: TelephonyError) {
+        *self.failure.lock().unwrap() = Some(error);
+    }
+}
+
+impl TelephonyGateway for Phone {
+    fn place_flash_call<'a>(
+        &'a self,
+        call: &'a FlashCall,
+    ) -> BoxFuture<'a, Result<PlacedCall, TelephonyError>> {
+        Box::pin(async move {
+            if let Some(error) = self.failure.lock().unwrap().clone() {
+                return Err(error);
+            }
+            self.calls.lock().unwrap().push(call.clone());
+            Ok(PlacedCall {
+                sid: format!("CA{}", uuid::Uuid::new_v4().simple()),
+            })
+        })
+    }
+}
+
+/// An `Init` on the local stack with a manual clock at the current time and a recording phone.
+pub async fn init(overrides: &[(&str, &str)]) -> (Init, Arc<ManualClock>, Arc<Phone>) {
+    shared::tls::install_crypto_provider();
+    let clock = Arc::new(ManualClock::starting_at(time::OffsetDateTime::now_utc()));
+    let phone = Arc::new(Phone::default());
+    let init = Init::new(config(overrides), shared::aws::sdk_config().await)
+        .with_clock(clock.clone())
+        .with_telephony(phone.clone());
+    (init, clock, phone)
+}
+
+/// A valid US number no other test uses: a real area code, a random exchange and line.
+pub fn random_phone() -> PhoneNumber {
+    const AREAS: [u16; 12] = [201, 212, 213, 305, 312, 415, 512, 617, 646, 702, 718, 917];
+    let mut rng = rand::rng();
+    let area = AREAS[rng.random_range(0..AREAS.len())];
+    let exchange = rng.random_range(200..=999);
+    let line = rng.random_range(0..=9999);
+    PhoneNumber::parse(&format!("+1{area}{exchange}{line:04}")).expect("valid random number")
+}
+
+/// A loopback source address of the test's own, so that per-IP limits of parallel tests do not
+/// add up.
+pub fn random_loopback() -> IpAddr {
+    let mut rng = rand::rng();
+    IpAddr::V4(Ipv4Addr::new(
+        127,
+        rng.random_range(1..=254),
+        rng.random_range(1..=254),
+        rng.random_range(1..=254),
+    ))
+}
+
+/// The local API on a random port, called over HTTP from a source address of its own.
+pub struct TestApp {
+    pub url: String,
+    pub client: reqwest::Client,
+    pub source_ip: IpAddr,
+    pub clock: Arc<ManualClock>,
+    pub phone: Arc<Phone>,
+    pub store: Store,
+    pub init: Arc<Init>,
+}
+
+pub struct Reply {
+    pub status: u16,
+    pub body: Value,
+    pub headers: reqwest::header::HeaderMap,
+}
+
+impl TestApp {
+    pub async fn spawn(overrides: &[(&str, &str)]) -> TestApp {
+        let (init, clock, phone) = init(overrides).await;
+        Self::spawn_with(init, clock, phone).await
+    }
+
+    pub async fn spawn_with(init: Init, clock: Arc<ManualClock>, phone: Arc<Phone>) -> TestApp {
+        let api = Arc::new(LocalApi::build(&init).await.expect("endpoints build"));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(devstack::serve(listener, api));
+        let source_ip = random_loopback();
+        let client = reqwest::Client::builder()
+            .local_address(source_ip)
+            .pool_max_idle_per_host(200)
+            .build()
+            .unwrap();
+        TestApp {
+            url,
+            client,
+            source_ip,
+            clock,
+            phone,
+            store: init.store(),
+            init: Arc::new(init),
+        }
+    }
+
+    pub async fn send(&self, req: reqwest::RequestBuilder) -> Reply {
+        let response = req.send().await.expect("the local API answers");
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let text = response.text().await.unwrap();
+        let body = serde_json::from_str(&text)
+            .unwrap_or_else(|_| panic!("every answer is JSON; got {status}: {text:?}"));
+        Reply {
+            status,
+            body,
+            headers,
+        }
+    }
+
+    pub async fn post(&self, path: &str, body: &Value) -> Reply {
+        self.send(self.client.post(format!("{}{path}", self.url)).json(body))
+            .await
+    }
+
+    pub async fn post_raw(&self, path: &str, content_type: &str, body: Vec<u8>) -> Reply {
+        self.send(
+            self.client
+                .post(format!("{}{path}", self.url))
+                .header("content-type", content_type)
+                .body(body),
+        )
+        .await
+    }
+
+    pub async fn get(&self, path: &str) -> Reply {
+        self.send(self.client.get(format!("{}{path}", self.url)))
+            .await
+    }
+
+    /// Asks for a flash call to `phone`; returns the reply.
+    pub async fn request_call(&self, phone: &PhoneNumber) -> Reply {
+        self.post(
+            "/auth/request",
+            &serde_json::json!({"phone_number": phone, "app_signature": APP_SIGNATURE}),
+        )
+        .await
+    }
+
+    /// Asks for a flash call that must be accepted; returns the session id.
+    pub async fn start_session(&self, phone: &PhoneNumber) -> String {
+        let reply = self.request_call(phone).await;
+        assert_eq!(reply.status, 202, "{}", reply.body);
+        reply.body["session_id"].as_str().unwrap().to_owned()
+    }
+
+    pub async fn verify(
+        &self,
+        phone: &PhoneNumber,
+        caller_id: &str,
+        session: Option<&str>,
+    ) -> Reply {
+        let mut body = serde_json::json!({"phone_number": phone, "received_caller_id": caller_id});
+        if let Some(id) = session {
+            body["session_id"] = Value::from(id);
+        }
+        self.post("/auth/verify", &body).await
+    }
+
+    pub async fn status(&self, session: &str) -> Reply {
+        self.get(&format!("/auth/status/{session}")).await
+    }
+
+    /// The caller ID the phone saw for its newest call, in E.164.
+    pub fn caller_id(&self, phone: &PhoneNumber) -> PhoneNumber {
+        self.phone
+            .caller_id_of_call_to(phone)
+            .expect("the phone was called")
+    }
+}
+
+/// A pool number that did not call `phone` (a wrong but well-formed caller ID).
+pub fn wrong_caller_id(right: &PhoneNumber) -> String {
+    if right.as_str() == "+14155550100" {
+        "+14155550199".into()
+    } else {
+        "+14155550100".into()
+    }
+}

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::clock::{Clock, rfc3339};
 use crate::config::Config;
-use crate::http::{ApiError, Endpoint, client_ip, json, json_body};
+use crate::http::{ApiError, Endpoint, client_ip, json, json_body, public_base_url};
 use crate::init::Init;
 use crate::phone::PhoneNumber;
 use crate::pool::SourcePool;
@@ -117,7 +117,8 @@ impl Endpoint for RequestEndpoint {
             call_status: CallStatus::NotPlaced,
         };
         self.store.put_session(&session).await?;
-        self.place_call(&session).await?;
+        let base_url = public_base_url(&req, self.config.public_base_url.as_deref());
+        self.place_call(&session, base_url.as_deref()).await?;
         tracing::info!(session_id = %session.id, phone = %session.phone.masked(), "flash call placed");
 
         let accepted = Accepted {
@@ -152,19 +153,19 @@ impl RequestEndpoint {
 
     /// Places the call; on failure the session is closed as failed so that it is never left
     /// pending with no call behind it.
-    async fn place_call(&self, session: &Session) -> Result<(), ApiError> {
+    async fn place_call(&self, session: &Session, base_url: Option<&str>) -> Result<(), ApiError> {
         let call = FlashCall {
             to: session.phone.clone(),
             from: session.caller_id.clone(),
-            status_callback: format!(
-                "{}/webhooks/twilio/voice?session_id={}",
-                self.config.public_base_url, session.id
-            ),
+            status_callback: base_url
+                .map(|base| format!("{base}/webhooks/twilio/voice?session_id={}", session.id)),
             ring_timeout: self.config.flash_call_ring_timeout,
         };
         match self.telephony.place_flash_call(&call).await {
             Ok(placed) => {
-                self.store.record_call_placed(&session.id, &placed.sid).await?;
+                self.store
+                    .record_call_placed(&session.id, &placed.sid)
+                    .await?;
                 Ok(())
             }
             Err(error) => {

@@ -65,7 +65,9 @@ impl Endpoint for VerifyEndpoint {
             .map_err(|e| ApiError::field("received_caller_id", e))?;
         let now = self.clock.now();
         let max = self.config.max_verification_attempts;
-        let session = self.find_session(&body.phone_number, body.session_id).await?;
+        let session = self
+            .find_session(&body.phone_number, body.session_id)
+            .await?;
         if let Some(refusal) = session.refusal(now, max) {
             return Err(refusal.into());
         }

@@ -40,7 +40,9 @@ fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         .map_err(|e| ApiError::InvalidJson(strip_position(&e.to_string())))?;
     // serde would read an array into a struct field by field; every body here is an object.
     if !value.is_object() {
-        return Err(ApiError::InvalidJson("the body must be a JSON object".into()));
+        return Err(ApiError::InvalidJson(
+            "the body must be a JSON object".into(),
+        ));
     }
     let err = match serde_path_to_error::deserialize::<_, T>(value) {
         Ok(value) => return Ok(value),

@@ -15,6 +15,22 @@ pub fn client_ip(req: &Request) -> Option<String> {
     }
 }
 
+/// The API's public base URL: the configured one, or the domain API Gateway was called on
+/// (set by API Gateway, not by the client).
+pub fn public_base_url(req: &Request, configured: Option<&str>) -> Option<String> {
+    if let Some(url) = configured {
+        return Some(url.to_owned());
+    }
+    match req.request_context_ref()? {
+        RequestContext::ApiGatewayV2(ctx) => ctx
+            .domain_name
+            .as_deref()
+            .map(|domain| format!("https://{domain}")),
+        #[allow(unreachable_patterns)]
+        _ => None,
+    }
+}
+
 pub fn request_id(req: &Request) -> String {
     let from_gateway = match req.request_context_ref() {
         Some(RequestContext::ApiGatewayV2(ctx)) => ctx.request_id.clone(),
@@ -34,7 +50,8 @@ pub fn path_param<'a>(req: &'a Request, name: &str) -> Result<&'a str, ApiError>
 }
 
 pub fn query_param<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
-    req.query_string_parameters_ref().and_then(|q| q.first(name))
+    req.query_string_parameters_ref()
+        .and_then(|q| q.first(name))
 }
 
 /// The token of an `Authorization: Bearer ...` header, if there is one.

@@ -181,7 +181,9 @@ impl From<Refusal> for ApiError {
             Refusal::AlreadyVerified => ApiError::AlreadyVerified,
             Refusal::CallFailed => ApiError::Conflict {
                 code: "session_failed",
-                detail: "the verification call of this session could not be placed; request a new one".into(),
+                detail:
+                    "the verification call of this session could not be placed; request a new one"
+                        .into(),
             },
             Refusal::Expired => ApiError::SessionExpired,
             Refusal::AttemptsExhausted => ApiError::AttemptsExhausted,

@@ -8,7 +8,7 @@ mod error;
 mod response;
 
 pub use body::{MAX_BODY_BYTES, json_body};
-pub use context::{bearer_token, client_ip, path_param, query_param, request_id};
+pub use context::{bearer_token, client_ip, path_param, public_base_url, query_param, request_id};
 pub use endpoint::{Endpoint, serve};
 pub use error::ApiError;
 pub use response::json;

@@ -4,7 +4,9 @@
 use std::time::Duration;
 
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{
+    Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
+};
 use time::OffsetDateTime;
 
 use super::item::{Item, millis, millis_av, n, s, ttl_av};
@@ -91,7 +93,11 @@ impl Store {
 
         let day = Window::containing(now, DAY);
         items.push(self.counter(
-            keys::limit_pk(&format!("{}-phone-day", a.scope), a.phone.as_str(), day.index),
+            keys::limit_pk(
+                &format!("{}-phone-day", a.scope),
+                a.phone.as_str(),
+                day.index,
+            ),
             a.per_phone_per_day,
             day.end,
         )?);

@@ -2,8 +2,8 @@
 //! An integration test checks that both say the same.
 
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType,
-    Projection, ProjectionType, ScalarAttributeType, TimeToLiveSpecification,
+    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
+    ProjectionType, ScalarAttributeType, TimeToLiveSpecification,
 };
 
 use super::keys::{GSI1, GSI1_PK, GSI1_SK, PK, SK, TTL};
@@ -70,7 +70,10 @@ impl Store {
         match created {
             Ok(_) => {}
             // Another bootstrap won the race: the table exists, which is what was asked.
-            Err(e) if e.as_service_error().is_some_and(|e| e.is_resource_in_use_exception()) => {
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_resource_in_use_exception()) =>
+            {
                 return Ok(false);
             }
             Err(e) => return Err(StoreError::dynamo("CreateTable", e)),

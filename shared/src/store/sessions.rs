@@ -35,7 +35,8 @@ pub enum Attempt {
 }
 
 /// The condition every attempt is written under: the session is still open at `:now`.
-const OPEN: &str = "attribute_exists(#pk) AND #state = :pending AND #attempts < :max AND #expires > :now";
+const OPEN: &str =
+    "attribute_exists(#pk) AND #state = :pending AND #attempts < :max AND #expires > :now";
 
 impl Store {
     pub async fn put_session(&self, session: &Session) -> Result<(), StoreError> {
@@ -45,7 +46,10 @@ impl Store {
             (GSI1_PK.into(), s(keys::phone_gsi_pk(&session.phone))),
             (
                 GSI1_SK.into(),
-                s(keys::session_gsi_sk(millis(session.created_at), &session.id)),
+                s(keys::session_gsi_sk(
+                    millis(session.created_at),
+                    &session.id,
+                )),
             ),
             (KIND.into(), s(KIND_SESSION)),
             (PHONE.into(), s(session.phone.as_str())),
@@ -55,7 +59,10 @@ impl Store {
             (CREATED_AT.into(), millis_av(session.created_at)),
             (EXPIRES_AT.into(), millis_av(session.expires_at)),
             (CALL_STATUS.into(), s(session.call_status.as_str())),
-            (TTL.into(), ttl_av(session.expires_at + RETENTION_AFTER_EXPIRY)),
+            (
+                TTL.into(),
+                ttl_av(session.expires_at + RETENTION_AFTER_EXPIRY),
+            ),
         ]);
         if let Some(sid) = &session.call_sid {
             item.insert(CALL_SID.into(), s(sid.as_str()));
@@ -275,4 +282,3 @@ fn session_from(item: Item) -> Result<Session, StoreError> {
             .unwrap_or(CallStatus::NotPlaced),
     })
 }
-

@@ -18,8 +18,8 @@ use crate::phone::PhoneNumber;
 pub struct FlashCall {
     pub to: PhoneNumber,
     pub from: PhoneNumber,
-    /// Where the provider posts the call's status changes.
-    pub status_callback: String,
+    /// Where the provider posts the call's status changes, when the API's URL is known.
+    pub status_callback: Option<String>,
     pub ring_timeout: Duration,
 }
 

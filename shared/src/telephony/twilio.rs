@@ -65,18 +65,22 @@ impl TwilioGateway {
             self.base_url, creds.account_sid
         );
         let timeout = call.ring_timeout.as_secs().to_string();
-        let form: [(&str, &str); 10] = [
+        let mut form: Vec<(&str, &str)> = vec![
             ("To", call.to.as_str()),
             ("From", call.from.as_str()),
             ("Twiml", HANG_UP),
             ("Timeout", &timeout),
-            ("StatusCallback", &call.status_callback),
-            ("StatusCallbackMethod", "POST"),
-            ("StatusCallbackEvent", "initiated"),
-            ("StatusCallbackEvent", "ringing"),
-            ("StatusCallbackEvent", "answered"),
-            ("StatusCallbackEvent", "completed"),
         ];
+        if let Some(callback) = &call.status_callback {
+            form.extend([
+                ("StatusCallback", callback.as_str()),
+                ("StatusCallbackMethod", "POST"),
+                ("StatusCallbackEvent", "initiated"),
+                ("StatusCallbackEvent", "ringing"),
+                ("StatusCallbackEvent", "answered"),
+                ("StatusCallbackEvent", "completed"),
+            ]);
+        }
 
         let mut attempt = 0;
         loop {
@@ -116,7 +120,11 @@ impl TwilioGateway {
                     None
                 }
                 Err(e) => {
-                    let what = if e.is_timeout() { "timed out" } else { "failed" };
+                    let what = if e.is_timeout() {
+                        "timed out"
+                    } else {
+                        "failed"
+                    };
                     return Err(TelephonyError::Unavailable(format!(
                         "the request to Twilio {what}"
                     )));
@@ -175,7 +183,8 @@ mod tests {
 
     #[test]
     fn classic_and_problem_details_errors_are_both_read() {
-        let classic = br#"{"code":21211,"message":"Invalid 'To' Phone Number","more_info":"x","status":400}"#;
+        let classic =
+            br#"{"code":21211,"message":"Invalid 'To' Phone Number","more_info":"x","status":400}"#;
         assert_eq!(
             parse_error(400, classic),
             TelephonyError::Rejected {

@@ -1,0 +1,133 @@
+//! `stackctl`: creates the table and the secret, and manages the pool of source numbers.
+//! Works against the local stack and against AWS alike (it uses the SDK's usual settings).
+//!
+//!     stackctl bootstrap            table (if missing), secret (if missing), pool from POOL_NUMBERS
+//!     stackctl pool list
+//!     stackctl pool add +1555... [+1555...]
+//!     stackctl pool disable +1555...
+
+use anyhow::{Context, bail};
+use rand::SeedableRng;
+use rand::distr::{Alphanumeric, SampleString};
+use rand::rngs::StdRng;
+use serde_json::json;
+use shared::config::Config;
+use shared::phone::PhoneNumber;
+use shared::store::Store;
+
+/// Numbers seeded when `POOL_NUMBERS` is not set: 555-01xx numbers are reserved for fiction.
+const DEFAULT_POOL: &str = "+14155550100,+14155550101,+14155550102,+14155550103,+14155550104";
+
+/// The app signature the local secret allows when `APP_SIGNATURES` is not set.
+const DEFAULT_APP_SIGNATURE: &str = "local-dev-signature";
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let config = Config::from_env()?;
+    let sdk = shared::aws::sdk_config().await;
+    let store = Store::from_sdk_config(&sdk, &config.table_name);
+    match args.as_slice() {
+        ["bootstrap"] => {
+            let created = store.create_table_if_missing().await?;
+            println!(
+                "table {}: {}",
+                config.table_name,
+                if created { "created" } else { "exists" }
+            );
+            let secrets = aws_sdk_secretsmanager::Client::new(&sdk);
+            ensure_secret(&secrets, &config.secret_id).await?;
+            let pool = std::env::var("POOL_NUMBERS").unwrap_or_else(|_| DEFAULT_POOL.into());
+            for number in parse_numbers(pool.split(','))? {
+                store.put_pool_number(&number, true).await?;
+            }
+            print_pool(&store).await
+        }
+        ["pool", "list"] => print_pool(&store).await,
+        ["pool", "add", numbers @ ..] if !numbers.is_empty() => {
+            for number in parse_numbers(numbers.iter().copied())? {
+                store.put_pool_number(&number, true).await?;
+            }
+            print_pool(&store).await
+        }
+        ["pool", "disable", numbers @ ..] if !numbers.is_empty() => {
+            for number in parse_numbers(numbers.iter().copied())? {
+                store.put_pool_number(&number, false).await?;
+            }
+            print_pool(&store).await
+        }
+        _ => bail!(
+            "usage: stackctl bootstrap | pool list | pool add NUMBER... | pool disable NUMBER..."
+        ),
+    }
+}
+
+fn parse_numbers<'a>(items: impl Iterator<Item = &'a str>) -> anyhow::Result<Vec<PhoneNumber>> {
+    items
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| PhoneNumber::parse(s).with_context(|| format!("pool number {s:?}")))
+        .collect()
+}
+
+async fn print_pool(store: &Store) -> anyhow::Result<()> {
+    for entry in store.pool().await? {
+        let state = if entry.active { "active" } else { "disabled" };
+        println!("pool {} {state}", entry.number);
+    }
+    Ok(())
+}
+
+/// Creates the secret with local values when it does not exist; never overwrites one.
+async fn ensure_secret(
+    client: &aws_sdk_secretsmanager::Client,
+    secret_id: &str,
+) -> anyhow::Result<()> {
+    let exists = client.describe_secret().secret_id(secret_id).send().await;
+    match exists {
+        Ok(_) => {
+            println!("secret {secret_id}: exists");
+            return Ok(());
+        }
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|e| e.is_resource_not_found_exception()) => {}
+        Err(e) => {
+            bail!(
+                "describing the secret: {}",
+                aws_sdk_secretsmanager::error::DisplayErrorContext(e)
+            );
+        }
+    }
+    let mut rng = StdRng::from_os_rng();
+    let signatures =
+        std::env::var("APP_SIGNATURES").unwrap_or_else(|_| DEFAULT_APP_SIGNATURE.into());
+    let mut value = json!({
+        "token_signing_key": Alphanumeric.sample_string(&mut rng, 48),
+        "code_hashing_key": Alphanumeric.sample_string(&mut rng, 48),
+        "app_signatures": signatures.split(',').map(str::trim).collect::<Vec<_>>(),
+        "service_api_key_hashes": [],
+    });
+    if let (Ok(sid), Ok(token)) = (
+        std::env::var("TWILIO_ACCOUNT_SID"),
+        std::env::var("TWILIO_AUTH_TOKEN"),
+    ) {
+        value["twilio_account_sid"] = json!(sid);
+        value["twilio_auth_token"] = json!(token);
+    }
+    client
+        .create_secret()
+        .name(secret_id)
+        .secret_string(value.to_string())
+        .send()
+        .await
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "creating the secret: {}",
+                aws_sdk_secretsmanager::error::DisplayErrorContext(e)
+            )
+        })?;
+    println!("secret {secret_id}: created with local values");
+    Ok(())
+}

@@ -1,0 +1,11 @@
+//! The local API: every route of `template.yaml` on one port. Each HTTP request is turned into
+//! the API Gateway (HTTP API, payload 2.0) event Lambda would receive, decoded by `lambda_http`
+//! exactly as in Lambda, and served by the same endpoint code.
+
+mod event;
+mod routes;
+mod server;
+
+pub use event::{GatewayEvent, gateway_request};
+pub use routes::{LocalApi, ROUTES};
+pub use server::serve;

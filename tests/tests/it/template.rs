@@ -1,0 +1,104 @@
+//! `template.yaml` agrees with the code: the table the store expects, and the routes the local
+//! API serves.
+
+use std::collections::BTreeSet;
+
+use shared::store::keys::{GSI1, TTL};
+use shared::store::schema::KEYS;
+use yaml_rust2::{Yaml, YamlLoader};
+
+fn template() -> Yaml {
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../template.yaml"))
+        .expect("template.yaml");
+    YamlLoader::load_from_str(&text)
+        .expect("valid YAML")
+        .remove(0)
+}
+
+fn key_schema(node: &Yaml) -> (String, String) {
+    let mut hash = String::new();
+    let mut range = String::new();
+    for k in node.as_vec().unwrap() {
+        let name = k["AttributeName"].as_str().unwrap().to_owned();
+        match k["KeyType"].as_str().unwrap() {
+            "HASH" => hash = name,
+            _ => range = name,
+        }
+    }
+    (hash, range)
+}
+
+#[test]
+fn the_table_of_the_template_is_the_one_the_store_expects() {
+    let t = template();
+    let table = &t["Resources"]["Table"]["Properties"];
+    assert_eq!(table["BillingMode"].as_str(), Some("PAY_PER_REQUEST"));
+    assert_eq!(
+        table["TimeToLiveSpecification"]["AttributeName"].as_str(),
+        Some(TTL)
+    );
+    assert_eq!(
+        table["TimeToLiveSpecification"]["Enabled"].as_bool(),
+        Some(true)
+    );
+
+    let (_, pk, sk) = KEYS[0];
+    assert_eq!(key_schema(&table["KeySchema"]), (pk.into(), sk.into()));
+    let gsis = table["GlobalSecondaryIndexes"].as_vec().unwrap();
+    assert_eq!(gsis.len(), KEYS.len() - 1);
+    for (name, pk, sk) in &KEYS[1..] {
+        let gsi = gsis
+            .iter()
+            .find(|g| g["IndexName"].as_str() == Some(name))
+            .unwrap_or_else(|| panic!("GSI {name} in template.yaml"));
+        assert_eq!(
+            key_schema(&gsi["KeySchema"]),
+            (pk.to_string(), sk.to_string())
+        );
+        assert_eq!(gsi["Projection"]["ProjectionType"].as_str(), Some("ALL"));
+    }
+    assert_eq!(KEYS[1].0, GSI1);
+    let declared: BTreeSet<&str> = table["AttributeDefinitions"]
+        .as_vec()
+        .unwrap()
+        .iter()
+        .map(|a| a["AttributeName"].as_str().unwrap())
+        .collect();
+    let keys: BTreeSet<&str> = KEYS.iter().flat_map(|(_, p, s)| [*p, *s]).collect();
+    assert_eq!(declared, keys);
+}
+
+#[test]
+fn every_route_of_the_template_is_served_by_the_local_api_and_no_other() {
+    let t = template();
+    let mut declared = BTreeSet::new();
+    for (_, resource) in t["Resources"].as_hash().unwrap() {
+        if resource["Type"].as_str() != Some("AWS::Serverless::Function") {
+            continue;
+        }
+        let function = resource["Metadata"]["BuildProperties"]["Binary"]
+            .as_str()
+            .or_else(|| {
+                resource["Properties"]["CodeUri"]
+                    .as_str()
+                    .map(|p| p.rsplit('/').next().unwrap())
+            })
+            .unwrap()
+            .to_owned();
+        for (_, event) in resource["Properties"]["Events"].as_hash().unwrap() {
+            if event["Type"].as_str() == Some("HttpApi") {
+                let p = &event["Properties"];
+                declared.insert((
+                    p["Method"].as_str().unwrap().to_uppercase(),
+                    p["Path"].as_str().unwrap().to_owned(),
+                    function.clone(),
+                ));
+            }
+        }
+    }
+    let served: BTreeSet<(String, String, String)> = devstack::ROUTES
+        .iter()
+        .map(|(m, p, f)| (m.to_string(), p.to_string(), f.to_string()))
+        .collect();
+    assert_eq!(declared, served);
+}

@@ -1,0 +1,222 @@
+//! The Twilio client: its requests satisfy Twilio's own OpenAPI contract (Prism), and it retries
+//! only what is safe to retry (wiremock).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::json;
+use shared::Init;
+use shared::phone::PhoneNumber;
+use shared::secrets::{Secrets, SecretsCache};
+use shared::session::SessionState;
+use shared::telephony::{FlashCall, TelephonyError, TelephonyGateway, TwilioGateway};
+use tests::{APP_SIGNATURE, TestApp, random_phone};
+use wiremock::matchers::{body_string_contains, method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+const SID: &str = "AC0123456789abcdef0123456789abcdef";
+
+fn secrets() -> Arc<SecretsCache> {
+    let text = json!({
+        "token_signing_key": "test-signing-key-test-signing-key-42",
+        "app_signatures": [APP_SIGNATURE],
+        "twilio_account_sid": SID,
+        "twilio_auth_token": "test-auth-token",
+    });
+    Arc::new(SecretsCache::fixed(
+        Secrets::parse("test", &text.to_string()).unwrap(),
+    ))
+}
+
+fn gateway(base_url: &str, overrides: &[(&str, &str)]) -> TwilioGateway {
+    shared::tls::install_crypto_provider();
+    let mut vars = vec![("TWILIO_API_BASE_URL", base_url)];
+    vars.extend_from_slice(overrides);
+    TwilioGateway::new(&tests::config(&vars), secrets()).unwrap()
+}
+
+fn flash_call() -> FlashCall {
+    FlashCall {
+        to: random_phone(),
+        from: PhoneNumber::parse("+14155550100").unwrap(),
+        status_callback: Some("https://api.example.com/webhooks/twilio/voice?session_id=x".into()),
+        ring_timeout: Duration::from_secs(10),
+    }
+}
+
+fn calls_path() -> String {
+    format!("/2010-04-01/Accounts/{SID}/Calls.json")
+}
+
+fn created() -> ResponseTemplate {
+    ResponseTemplate::new(201)
+        .set_body_json(json!({"sid": "CA0123456789abcdef0123456789abcdef", "status": "queued"}))
+}
+
+fn prism_url() -> String {
+    std::env::var("TWILIO_MOCK_URL").expect("TWILIO_MOCK_URL: run the tests through infra/test.sh")
+}
+
+#[tokio::test]
+async fn the_flash_call_request_satisfies_twilios_own_contract() {
+    let placed = gateway(&prism_url(), &[])
+        .place_flash_call(&flash_call())
+        .await;
+    assert!(placed.is_ok(), "Prism refused the request: {placed:?}");
+}
+
+#[tokio::test]
+async fn the_contract_mock_does_refuse_a_request_that_breaks_the_contract() {
+    // Without this, the test above would prove nothing.
+    shared::tls::install_crypto_provider();
+    let response = reqwest::Client::new()
+        .post(format!("{}{}", prism_url(), calls_path()))
+        .basic_auth(SID, Some("token"))
+        .form(&[("From", "+14155550100"), ("Twiml", "<Response/>")])
+        .send()
+        .await
+        .unwrap();
+    assert!(response.status().is_client_error(), "{}", response.status());
+}
+
+#[tokio::test]
+async fn a_500_then_a_201_is_retried_and_succeeds() {
+    let twilio = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path(calls_path()))
+        .respond_with(ResponseTemplate::new(500))
+        .up_to_n_times(1)
+        .mount(&twilio)
+        .await;
+    Mock::given(method("POST"))
+        .and(path(calls_path()))
+        .and(body_string_contains("StatusCallbackEvent=initiated"))
+        .and(body_string_contains("StatusCallbackEvent=completed"))
+        .and(body_string_contains("Twiml="))
+        .and(body_string_contains("Timeout=10"))
+        .respond_with(created())
+        .mount(&twilio)
+        .await;
+
+    let placed = gateway(&twilio.uri(), &[])
+        .place_flash_call(&flash_call())
+        .await;
+    assert_eq!(placed.unwrap().sid, "CA0123456789abcdef0123456789abcdef");
+    assert_eq!(twilio.received_requests().await.unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn a_429_is_retried_after_the_delay_twilio_asks_for() {
+    let twilio = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(
+            ResponseTemplate::new(429)
+                .insert_header("retry-after", "1")
+                .set_body_json(
+                    json!({"code": 20429, "message": "Too Many Requests", "status": 429}),
+                ),
+        )
+        .up_to_n_times(1)
+        .mount(&twilio)
+        .await;
+    Mock::given(method("POST"))
+        .respond_with(created())
+        .mount(&twilio)
+        .await;
+
+    assert!(
+        gateway(&twilio.uri(), &[])
+            .place_flash_call(&flash_call())
+            .await
+            .is_ok()
+    );
+    assert_eq!(twilio.received_requests().await.unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn persistent_5xx_gives_up_after_the_configured_retries() {
+    let twilio = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(503))
+        .mount(&twilio)
+        .await;
+
+    let placed = gateway(&twilio.uri(), &[("TWILIO_MAX_RETRIES", "2")])
+        .place_flash_call(&flash_call())
+        .await;
+    assert!(
+        matches!(placed, Err(TelephonyError::Unavailable(_))),
+        "{placed:?}"
+    );
+    assert_eq!(twilio.received_requests().await.unwrap().len(), 3);
+}
+
+#[tokio::test]
+async fn a_400_from_twilio_is_not_retried_and_its_error_is_read() {
+    let twilio = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(400).set_body_json(json!({
+            "code": 21211, "message": "Invalid 'To' Phone Number",
+            "more_info": "https://www.twilio.com/docs/errors/21211", "status": 400
+        })))
+        .mount(&twilio)
+        .await;
+
+    let placed = gateway(&twilio.uri(), &[])
+        .place_flash_call(&flash_call())
+        .await;
+    assert_eq!(
+        placed,
+        Err(TelephonyError::Rejected {
+            status: 400,
+            code: Some(21211),
+            message: "Invalid 'To' Phone Number".into()
+        })
+    );
+    assert_eq!(twilio.received_requests().await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn a_timeout_is_not_retried_because_the_call_may_exist() {
+    let twilio = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(created().set_delay(Duration::from_secs(3)))
+        .mount(&twilio)
+        .await;
+
+    let placed = gateway(&twilio.uri(), &[("TWILIO_REQUEST_TIMEOUT_MS", "300")])
+        .place_flash_call(&flash_call())
+        .await;
+    assert!(
+        matches!(placed, Err(TelephonyError::Unavailable(_))),
+        "{placed:?}"
+    );
+    assert_eq!(twilio.received_requests().await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn a_request_whose_call_twilio_cannot_place_is_a_503_with_the_session_failed() {
+    let twilio = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(500))
+        .mount(&twilio)
+        .await;
+    let uri = twilio.uri();
+    let config = tests::config(&[("TWILIO_API_BASE_URL", &uri), ("TWILIO_MAX_RETRIES", "1")]);
+    let clock = Arc::new(shared::clock::ManualClock::starting_at(
+        time::OffsetDateTime::now_utc(),
+    ));
+    let init = Init::new(config, shared::aws::sdk_config().await)
+        .with_clock(clock.clone())
+        .with_secrets(secrets());
+    let app = TestApp::spawn_with(init, clock, Arc::new(tests::Phone::default())).await;
+    let phone = random_phone();
+
+    let reply = app.request_call(&phone).await;
+    assert_eq!(reply.status, 503, "{}", reply.body);
+    assert_eq!(reply.body["error"], "telephony_unavailable");
+    assert_eq!(twilio.received_requests().await.unwrap().len(), 2);
+    let sessions = app.store.recent_sessions(&phone, 5).await.unwrap();
+    assert_eq!(sessions.len(), 1);
+    assert_eq!(sessions[0].state, SessionState::Failed);
+}
