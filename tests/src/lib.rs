@@ -4,6 +4,8 @@
 //! The tests need the local stack (`infra/test.sh` starts it); its endpoints reach the SDK
 //! through `AWS_ENDPOINT_URL_*`, exactly as in production.
 
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::{Arc, Mutex};

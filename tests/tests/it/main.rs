@@ -1,4 +1,5 @@
 //! The integration tests: one binary, against the local stack (`infra/test.sh`).
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
 mod bad_input;
 mod concurrency;
