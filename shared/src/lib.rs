@@ -2,7 +2,9 @@
 //! telephony gateway, secrets, configuration, HTTP plumbing, and the endpoints themselves.
 //! Each function's `main.rs` only names its endpoint; the local API serves them all.
 
+pub mod auth;
 pub mod aws;
+pub mod calls;
 pub mod clock;
 pub mod config;
 pub mod flash_call;

@@ -20,6 +20,9 @@ use shared::phone::PhoneNumber;
 use shared::store::Store;
 use shared::telephony::{BoxFuture, FlashCall, PlacedCall, TelephonyError, TelephonyGateway};
 
+/// The service API key whose hash the stack's secret holds (`stackctl bootstrap`).
+pub const SERVICE_KEY: &str = "local-service-key";
+
 /// The app signature the stack's secret allows (`stackctl bootstrap`).
 pub const APP_SIGNATURE: &str = "local-dev-signature";
 
@@ -203,6 +206,39 @@ impl TestApp {
     pub async fn get(&self, path: &str) -> Reply {
         self.send(self.client.get(format!("{}{path}", self.url)))
             .await
+    }
+
+    /// Posts call events (one object or an array) with the service key.
+    pub async fn post_events(&self, body: &Value) -> Reply {
+        self.send(
+            self.client
+                .post(format!("{}/calls/events", self.url))
+                .bearer_auth(SERVICE_KEY)
+                .json(body),
+        )
+        .await
+    }
+
+    /// `GET /calls/history/{number}{suffix}?{query}` with a bearer token (`None`: no header).
+    pub async fn history(
+        &self,
+        number: &PhoneNumber,
+        suffix: &str,
+        query: &[(&str, &str)],
+        token: Option<&str>,
+    ) -> Reply {
+        let mut req = self
+            .client
+            .get(format!(
+                "{}/calls/history/{}{suffix}",
+                self.url,
+                number.as_str().replace('+', "%2B")
+            ))
+            .query(query);
+        if let Some(token) = token {
+            req = req.bearer_auth(token);
+        }
+        self.send(req).await
     }
 
     /// Asks for a flash call to `phone`; returns the reply.

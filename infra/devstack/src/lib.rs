@@ -5,6 +5,7 @@
 mod event;
 mod routes;
 mod server;
+pub mod traffic;
 
 pub use event::{GatewayEvent, gateway_request};
 pub use routes::{LocalApi, ROUTES};

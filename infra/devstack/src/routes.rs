@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 
 use lambda_http::{Body, Response};
 use shared::Init;
+use shared::calls::{CallEventEndpoint, CallHistoryEndpoint};
 use shared::flash_call::{RequestEndpoint, StatusEndpoint, VerifyEndpoint};
 use shared::http::{ApiError, serve};
 
@@ -14,6 +15,17 @@ pub const ROUTES: &[(&str, &str, &str)] = &[
     ("POST", "/auth/request", RequestEndpoint::NAME),
     ("POST", "/auth/verify", VerifyEndpoint::NAME),
     ("GET", "/auth/status/{session_id}", StatusEndpoint::NAME),
+    ("POST", "/calls/events", CallEventEndpoint::NAME),
+    (
+        "GET",
+        "/calls/history/{phone_number}",
+        CallHistoryEndpoint::NAME,
+    ),
+    (
+        "GET",
+        "/calls/history/{phone_number}/stats",
+        CallHistoryEndpoint::NAME,
+    ),
 ];
 
 use shared::http::Endpoint;
@@ -23,6 +35,8 @@ pub struct LocalApi {
     request: RequestEndpoint,
     verify: VerifyEndpoint,
     status: StatusEndpoint,
+    call_event: CallEventEndpoint,
+    call_history: CallHistoryEndpoint,
 }
 
 impl LocalApi {
@@ -31,6 +45,8 @@ impl LocalApi {
             request: RequestEndpoint::init(init).await?,
             verify: VerifyEndpoint::init(init).await?,
             status: StatusEndpoint::init(init).await?,
+            call_event: CallEventEndpoint::init(init).await?,
+            call_history: CallHistoryEndpoint::init(init).await?,
         })
     }
 
@@ -55,6 +71,8 @@ impl LocalApi {
                 RequestEndpoint::NAME => serve(&self.request, req).await,
                 VerifyEndpoint::NAME => serve(&self.verify, req).await,
                 StatusEndpoint::NAME => serve(&self.status, req).await,
+                CallEventEndpoint::NAME => serve(&self.call_event, req).await,
+                CallHistoryEndpoint::NAME => serve(&self.call_history, req).await,
                 _ => ApiError::Internal(anyhow::anyhow!("route without endpoint")).into_response(),
             };
         }

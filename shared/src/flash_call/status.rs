@@ -46,7 +46,7 @@ impl Endpoint for StatusEndpoint {
     }
 
     async fn handle(&self, req: Request) -> Result<Response<Body>, ApiError> {
-        let id = SessionId::parse(path_param(&req, "session_id")?)
+        let id = SessionId::parse(&path_param(&req, "session_id")?)
             .map_err(|e| ApiError::field("session_id", e))?;
         let session = self
             .store

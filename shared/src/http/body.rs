@@ -9,7 +9,19 @@ use super::ApiError;
 /// The largest body any endpoint accepts; the biggest legitimate one is a batch of events.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
+/// The body as a JSON object deserialised into `T`.
 pub fn json_body<T: DeserializeOwned>(req: &Request) -> Result<T, ApiError> {
+    let value = json_value(req)?;
+    if !value.is_object() {
+        return Err(ApiError::InvalidJson(
+            "the body must be a JSON object".into(),
+        ));
+    }
+    from_value(value)
+}
+
+/// The body as any JSON value (for endpoints that take an object or an array).
+pub fn json_value(req: &Request) -> Result<serde_json::Value, ApiError> {
     if let Some(ct) = req.headers().get(header::CONTENT_TYPE) {
         let media = ct
             .to_str()
@@ -32,18 +44,11 @@ pub fn json_body<T: DeserializeOwned>(req: &Request) -> Result<T, ApiError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(ApiError::InvalidJson("the body is empty".into()));
     }
-    parse(bytes)
+    serde_json::from_slice(bytes).map_err(|e| ApiError::InvalidJson(strip_position(&e.to_string())))
 }
 
-fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    let value: serde_json::Value = serde_json::from_slice(bytes)
-        .map_err(|e| ApiError::InvalidJson(strip_position(&e.to_string())))?;
-    // serde would read an array into a struct field by field; every body here is an object.
-    if !value.is_object() {
-        return Err(ApiError::InvalidJson(
-            "the body must be a JSON object".into(),
-        ));
-    }
+/// Deserialises a JSON value, naming the field at fault on error.
+pub fn from_value<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, ApiError> {
     let err = match serde_path_to_error::deserialize::<_, T>(value) {
         Ok(value) => return Ok(value),
         Err(err) => err,
@@ -101,6 +106,15 @@ mod tests {
     struct Probe {
         phone_number: PhoneNumber,
         count: Option<u32>,
+    }
+
+    fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+        let value: serde_json::Value =
+            serde_json::from_slice(bytes).map_err(|e| ApiError::InvalidJson(e.to_string()))?;
+        if !value.is_object() {
+            return Err(ApiError::InvalidJson("not an object".into()));
+        }
+        from_value(value)
     }
 
     fn field_of(body: &str) -> (String, String) {

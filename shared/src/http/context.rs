@@ -42,11 +42,34 @@ pub fn request_id(req: &Request) -> String {
         .unwrap_or_else(|| "-".to_owned())
 }
 
-/// A path parameter declared by the route (`/auth/status/{session_id}`).
-pub fn path_param<'a>(req: &'a Request, name: &str) -> Result<&'a str, ApiError> {
-    req.path_parameters_ref()
+/// A path parameter declared by the route (`/auth/status/{session_id}`), percent-decoded
+/// (HTTP APIs pass `%2B14155550123` through as it was sent).
+pub fn path_param(req: &Request, name: &str) -> Result<String, ApiError> {
+    let raw = req
+        .path_parameters_ref()
         .and_then(|p| p.first(name))
-        .ok_or_else(|| ApiError::field(name, "is required in the path"))
+        .ok_or_else(|| ApiError::field(name, "is required in the path"))?;
+    percent_decode(raw).ok_or_else(|| ApiError::field(name, "is not valid UTF-8 once decoded"))
+}
+
+fn percent_decode(s: &str) -> Option<String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        match (bytes[i], bytes.get(i + 1), bytes.get(i + 2)) {
+            (b'%', Some(&h), Some(&l)) if hex(h).is_some() && hex(l).is_some() => {
+                out.push((hex(h)? * 16 + hex(l)?) as u8);
+                i += 3;
+            }
+            (b, _, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).ok()
 }
 
 pub fn query_param<'a>(req: &'a Request, name: &str) -> Option<&'a str> {

@@ -14,6 +14,8 @@ pub enum ApiError {
     InvalidJson(String),
     #[error("{field} {detail}")]
     InvalidField { field: String, detail: String },
+    #[error("{0}")]
+    InvalidBatch(String),
     #[error("the request body is larger than {limit} bytes")]
     PayloadTooLarge { limit: usize },
     #[error("the request body must be JSON (Content-Type: application/json)")]
@@ -65,6 +67,7 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
             ApiError::InvalidJson(_)
+            | ApiError::InvalidBatch(_)
             | ApiError::InvalidField { .. }
             | ApiError::CallerIdMismatch { .. } => StatusCode::BAD_REQUEST,
             ApiError::Unauthorized { .. } | ApiError::SessionExpired => StatusCode::UNAUTHORIZED,
@@ -87,6 +90,7 @@ impl ApiError {
         match self {
             ApiError::InvalidJson(_) => "invalid_json",
             ApiError::InvalidField { .. } => "invalid_field",
+            ApiError::InvalidBatch(_) => "invalid_batch",
             ApiError::PayloadTooLarge { .. } => "payload_too_large",
             ApiError::UnsupportedMediaType => "unsupported_media_type",
             ApiError::CallerIdMismatch { .. } => "caller_id_mismatch",

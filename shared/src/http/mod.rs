@@ -7,7 +7,7 @@ mod endpoint;
 mod error;
 mod response;
 
-pub use body::{MAX_BODY_BYTES, json_body};
+pub use body::{MAX_BODY_BYTES, from_value, json_body, json_value};
 pub use context::{bearer_token, client_ip, path_param, public_base_url, query_param, request_id};
 pub use endpoint::{Endpoint, serve};
 pub use error::ApiError;

@@ -1,6 +1,7 @@
 //! The DynamoDB store: the only module that talks to DynamoDB. One table, keys built in
 //! `keys`, items mapped in `item`, one submodule per kind of record.
 
+pub mod calls;
 mod item;
 pub mod keys;
 pub mod pool;

@@ -5,6 +5,8 @@
 //!     stackctl pool list
 //!     stackctl pool add +1555... [+1555...]
 //!     stackctl pool disable +1555...
+//!     stackctl traffic CALLS NUMBERS [SEED]   random call events into the table (for demos)
+//!     stackctl hash-key KEY          the SHA-256 to put in the secret's service_api_key_hashes
 
 use anyhow::{Context, bail};
 use rand::SeedableRng;
@@ -20,6 +22,9 @@ const DEFAULT_POOL: &str = "+14155550100,+14155550101,+14155550102,+14155550103,
 
 /// The app signature the local secret allows when `APP_SIGNATURES` is not set.
 const DEFAULT_APP_SIGNATURE: &str = "local-dev-signature";
+
+/// The service API key the local secret allows when `SERVICE_API_KEYS` is not set.
+const DEFAULT_SERVICE_KEY: &str = "local-service-key";
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> anyhow::Result<()> {
@@ -45,6 +50,20 @@ async fn main() -> anyhow::Result<()> {
             print_pool(&store).await
         }
         ["pool", "list"] => print_pool(&store).await,
+        ["traffic", calls, numbers, rest @ ..] if rest.len() <= 1 => {
+            let calls: usize = calls.parse().context("CALLS must be a number")?;
+            let numbers: usize = numbers.parse().context("NUMBERS must be a number")?;
+            anyhow::ensure!(numbers >= 2, "NUMBERS must be at least 2");
+            let seed = match rest.first() {
+                Some(s) => s.parse().context("SEED must be a number")?,
+                None => rand::random::<u64>(),
+            };
+            traffic(&store, calls, numbers, seed).await
+        }
+        ["hash-key", key] => {
+            println!("{}", shared::auth::hash_api_key(key));
+            Ok(())
+        }
         ["pool", "add", numbers @ ..] if !numbers.is_empty() => {
             for number in parse_numbers(numbers.iter().copied())? {
                 store.put_pool_number(&number, true).await?;
@@ -58,9 +77,32 @@ async fn main() -> anyhow::Result<()> {
             print_pool(&store).await
         }
         _ => bail!(
-            "usage: stackctl bootstrap | pool list | pool add NUMBER... | pool disable NUMBER..."
+            "usage: stackctl bootstrap | pool list | pool add NUMBER... | pool disable NUMBER... | hash-key KEY"
         ),
     }
+}
+
+/// Generates traffic and records it through the same store function the `call-event`
+/// handler uses, events shuffled and some duplicated.
+async fn traffic(store: &Store, calls: usize, numbers: usize, seed: u64) -> anyhow::Result<()> {
+    let mut generator = devstack::traffic::Generator::new(seed);
+    let numbers = generator.numbers(numbers);
+    let generated = generator.calls(calls, &numbers, time::OffsetDateTime::now_utc(), 30);
+    let events = generator.shuffled_events(&generated, 10);
+    let started = std::time::Instant::now();
+    for event in &events {
+        store.ingest_call_event(event).await?;
+    }
+    println!(
+        "{} calls, {} events (seed {seed}) in {:.1} s between:",
+        generated.len(),
+        events.len(),
+        started.elapsed().as_secs_f64()
+    );
+    for n in numbers {
+        println!("  {n}");
+    }
+    Ok(())
 }
 
 fn parse_numbers<'a>(items: impl Iterator<Item = &'a str>) -> anyhow::Result<Vec<PhoneNumber>> {
@@ -103,11 +145,18 @@ async fn ensure_secret(
     let mut rng = StdRng::from_os_rng();
     let signatures =
         std::env::var("APP_SIGNATURES").unwrap_or_else(|_| DEFAULT_APP_SIGNATURE.into());
+    let service_keys =
+        std::env::var("SERVICE_API_KEYS").unwrap_or_else(|_| DEFAULT_SERVICE_KEY.into());
     let mut value = json!({
         "token_signing_key": Alphanumeric.sample_string(&mut rng, 48),
         "code_hashing_key": Alphanumeric.sample_string(&mut rng, 48),
         "app_signatures": signatures.split(',').map(str::trim).collect::<Vec<_>>(),
-        "service_api_key_hashes": [],
+        "service_api_key_hashes": service_keys
+            .split(',')
+            .map(str::trim)
+            .filter(|k| !k.is_empty())
+            .map(shared::auth::hash_api_key)
+            .collect::<Vec<_>>(),
     });
     if let (Ok(sid), Ok(token)) = (
         std::env::var("TWILIO_ACCOUNT_SID"),

@@ -1,0 +1,178 @@
+//! `POST /calls/events`: one event or a batch of up to 100, each answered on its own.
+
+use std::sync::Arc;
+
+use lambda_http::http::StatusCode;
+use lambda_http::{Body, Request, Response};
+use serde::Serialize;
+use serde_json::Value;
+
+use super::event::{CallEvent, EventInput};
+use crate::auth::{authenticate, require_service};
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::http::{ApiError, Endpoint, from_value, json, json_value};
+use crate::init::Init;
+use crate::secrets::SecretsCache;
+use crate::store::Store;
+use crate::store::calls::Ingested;
+
+pub const MAX_BATCH: usize = 100;
+
+pub struct CallEventEndpoint {
+    config: Arc<Config>,
+    clock: Arc<dyn Clock>,
+    store: Store,
+    secrets: Arc<SecretsCache>,
+}
+
+#[derive(Debug, Serialize)]
+struct ItemResult {
+    index: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    event_id: Option<String>,
+    /// `accepted`, `duplicate` or `rejected`.
+    result: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    status: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    field: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    detail: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct BatchResult {
+    accepted: usize,
+    duplicates: usize,
+    rejected: usize,
+    results: Vec<ItemResult>,
+}
+
+impl Endpoint for CallEventEndpoint {
+    const NAME: &'static str = "call-event";
+
+    async fn init(init: &Init) -> anyhow::Result<Self> {
+        Ok(CallEventEndpoint {
+            secrets: init.secrets().await?,
+            config: init.config.clone(),
+            clock: init.clock.clone(),
+            store: init.store(),
+        })
+    }
+
+    async fn handle(&self, req: Request) -> Result<Response<Body>, ApiError> {
+        let secrets = self.secrets.get().await;
+        let caller = authenticate(&req, &secrets, &self.config, self.clock.now())?;
+        require_service(&caller)?;
+        match json_value(&req)? {
+            Value::Array(items) => self.batch(items).await,
+            single @ Value::Object(_) => {
+                let event = parse(single)?;
+                let result = self.ingest(&event).await?;
+                let body =
+                    serde_json::json!({"event_id": event.event_id.as_str(), "result": result});
+                Ok(json(StatusCode::OK, &body))
+            }
+            _ => Err(ApiError::InvalidJson(
+                "the body must be an event object or an array of events".into(),
+            )),
+        }
+    }
+}
+
+fn parse(value: Value) -> Result<CallEvent, ApiError> {
+    let input: EventInput = from_value(value)?;
+    CallEvent::try_from(input).map_err(|(field, detail)| ApiError::field(field, detail))
+}
+
+impl CallEventEndpoint {
+    /// `accepted` or `duplicate`, or the error that refused the event.
+    async fn ingest(&self, event: &CallEvent) -> Result<&'static str, ApiError> {
+        match self.store.ingest_call_event(event).await? {
+            Ingested::Accepted => Ok("accepted"),
+            Ingested::Duplicate => Ok("duplicate"),
+            Ingested::EventIdConflict => Err(ApiError::Conflict {
+                code: "event_id_conflict",
+                detail: format!(
+                    "event {} was already posted with other content",
+                    event.event_id
+                ),
+            }),
+            Ingested::NumbersConflict => Err(ApiError::Conflict {
+                code: "call_numbers_conflict",
+                detail: format!(
+                    "the earlier events of call {} name other numbers",
+                    event.call_id
+                ),
+            }),
+        }
+    }
+
+    async fn batch(&self, items: Vec<Value>) -> Result<Response<Body>, ApiError> {
+        if items.is_empty() {
+            return Err(ApiError::InvalidBatch("the batch is empty".into()));
+        }
+        if items.len() > MAX_BATCH {
+            return Err(ApiError::InvalidBatch(format!(
+                "a batch holds at most {MAX_BATCH} events, not {}",
+                items.len()
+            )));
+        }
+        let mut results = Vec::with_capacity(items.len());
+        for (index, item) in items.into_iter().enumerate() {
+            let event_id = item
+                .get("event_id")
+                .and_then(Value::as_str)
+                .map(str::to_owned);
+            let outcome = match parse(item) {
+                Ok(event) => self.ingest(&event).await,
+                Err(e) => Err(e),
+            };
+            results.push(match outcome {
+                Ok(result) => ItemResult {
+                    index,
+                    event_id,
+                    result,
+                    status: None,
+                    error: None,
+                    field: None,
+                    detail: None,
+                },
+                Err(error) => {
+                    if let ApiError::Internal(cause) = &error {
+                        tracing::error!(error = format!("{cause:#}"), index, "batch item failed");
+                    }
+                    let status = error.status().as_u16();
+                    let field = match &error {
+                        ApiError::InvalidField { field, .. } => Some(field.clone()),
+                        _ => None,
+                    };
+                    let detail = match &error {
+                        ApiError::Internal(_) => "an internal error occurred".to_owned(),
+                        other => other.to_string(),
+                    };
+                    ItemResult {
+                        index,
+                        event_id,
+                        result: "rejected",
+                        status: Some(status),
+                        error: Some(error.code()),
+                        field,
+                        detail: Some(detail),
+                    }
+                }
+            });
+        }
+        let count = |r: &str| results.iter().filter(|i| i.result == r).count();
+        let body = BatchResult {
+            accepted: count("accepted"),
+            duplicates: count("duplicate"),
+            rejected: count("rejected"),
+            results,
+        };
+        Ok(json(StatusCode::OK, &body))
+    }
+}

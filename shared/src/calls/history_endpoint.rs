@@ -1,0 +1,202 @@
+//! `GET /calls/history/{phone_number}` (one Query per page) and `.../stats`.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use lambda_http::http::StatusCode;
+use lambda_http::{Body, Request, RequestExt, Response};
+use secrecy::ExposeSecret;
+use serde::Serialize;
+use serde_json::json;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use super::{CallRecord, Cursor, HistoryStatus, Outcome};
+use crate::auth::{authenticate, require_service_or_owner};
+use crate::clock::{Clock, rfc3339};
+use crate::config::Config;
+use crate::http::{ApiError, Endpoint, json, path_param, query_param};
+use crate::init::Init;
+use crate::phone::PhoneNumber;
+use crate::secrets::SecretsCache;
+use crate::store::Store;
+use crate::store::calls::HistoryFilter;
+
+pub const DEFAULT_LIMIT: i32 = 50;
+pub const MAX_LIMIT: i32 = 200;
+
+pub struct CallHistoryEndpoint {
+    config: Arc<Config>,
+    clock: Arc<dyn Clock>,
+    store: Store,
+    secrets: Arc<SecretsCache>,
+}
+
+#[derive(Debug, Serialize)]
+struct Row {
+    call_id: String,
+    call_time: Option<String>,
+    counterparty_number: PhoneNumber,
+    call_status: HistoryStatus,
+    duration: Option<i64>,
+    talk_seconds: Option<i64>,
+}
+
+impl Row {
+    fn of(record: &CallRecord, number: &PhoneNumber) -> Self {
+        Row {
+            call_id: record.call_id.to_string(),
+            call_time: record.call_time().map(rfc3339),
+            counterparty_number: record.counterparty(number).clone(),
+            call_status: record.status_for(number),
+            duration: record.duration_seconds(),
+            talk_seconds: record.talk_seconds(),
+        }
+    }
+}
+
+impl Endpoint for CallHistoryEndpoint {
+    const NAME: &'static str = "call-history";
+
+    async fn init(init: &Init) -> anyhow::Result<Self> {
+        Ok(CallHistoryEndpoint {
+            secrets: init.secrets().await?,
+            config: init.config.clone(),
+            clock: init.clock.clone(),
+            store: init.store(),
+        })
+    }
+
+    async fn handle(&self, req: Request) -> Result<Response<Body>, ApiError> {
+        let number = PhoneNumber::parse(&path_param(&req, "phone_number")?)
+            .map_err(|e| ApiError::field("phone_number", e))?;
+        let secrets = self.secrets.get().await;
+        let caller = authenticate(&req, &secrets, &self.config, self.clock.now())?;
+        require_service_or_owner(&caller, &number)?;
+        if req.raw_http_path().ends_with("/stats") {
+            return self.stats(&number).await;
+        }
+        let key = secrets
+            .token_signing_key
+            .expose_secret()
+            .as_bytes()
+            .to_vec();
+        self.page(&req, &number, &key).await
+    }
+}
+
+fn time_param(req: &Request, name: &str) -> Result<Option<OffsetDateTime>, ApiError> {
+    query_param(req, name)
+        .map(|v| {
+            OffsetDateTime::parse(v, &Rfc3339)
+                .map_err(|_| ApiError::field(name, "must be an RFC 3339 timestamp"))
+        })
+        .transpose()
+}
+
+impl CallHistoryEndpoint {
+    async fn page(
+        &self,
+        req: &Request,
+        number: &PhoneNumber,
+        cursor_key: &[u8],
+    ) -> Result<Response<Body>, ApiError> {
+        let limit = match query_param(req, "limit") {
+            None => DEFAULT_LIMIT,
+            Some(v) => v
+                .parse::<i32>()
+                .ok()
+                .filter(|l| (1..=MAX_LIMIT).contains(l))
+                .ok_or_else(|| {
+                    ApiError::field(
+                        "limit",
+                        format!("must be a whole number from 1 to {MAX_LIMIT}"),
+                    )
+                })?,
+        };
+        let status = query_param(req, "status")
+            .map(|v| {
+                HistoryStatus::parse(v).ok_or_else(|| {
+                    ApiError::field(
+                        "status",
+                        "must be one of Completed Inbound, Missed Inbound, In Progress Inbound, \
+                         Completed Outbound, Missed Outbound, In Progress Outbound",
+                    )
+                })
+            })
+            .transpose()?;
+        let filter = HistoryFilter {
+            status,
+            from: time_param(req, "from")?,
+            to: time_param(req, "to")?,
+        };
+        if let (Some(from), Some(to)) = (filter.from, filter.to)
+            && from > to
+        {
+            return Err(ApiError::field("from", "must not be after `to`"));
+        }
+        // The cursor is bound to the number and the filters it was issued for.
+        let scope = format!(
+            "{number}|{}|{:?}|{:?}",
+            status.map_or("", HistoryStatus::label),
+            filter.from.map(|t| t.unix_timestamp_nanos()),
+            filter.to.map(|t| t.unix_timestamp_nanos()),
+        );
+        let start = query_param(req, "cursor")
+            .map(|c| Cursor::open(c, cursor_key, &scope).map_err(|e| ApiError::field("cursor", e)))
+            .transpose()?
+            .map(|c| c.keys.into_iter().collect());
+        let page = self
+            .store
+            .history_page(number, &filter, limit, start)
+            .await?;
+        let results: Vec<Row> = page.records.iter().map(|r| Row::of(r, number)).collect();
+        let next_cursor = page.last_key.map(|keys| {
+            Cursor {
+                keys: keys.into_iter().collect(),
+            }
+            .seal(cursor_key, &scope)
+        });
+        Ok(json(
+            StatusCode::OK,
+            &json!({"results": results, "next_cursor": next_cursor}),
+        ))
+    }
+
+    async fn stats(&self, number: &PhoneNumber) -> Result<Response<Body>, ApiError> {
+        let calls = self.store.all_calls(number).await?;
+        let mut by_status: BTreeMap<&'static str, u64> =
+            HistoryStatus::ALL.iter().map(|s| (s.label(), 0)).collect();
+        let mut per_month: BTreeMap<String, u64> = BTreeMap::new();
+        let (mut completed, mut total_duration, mut total_talk) = (0u64, 0i64, 0i64);
+        for call in &calls {
+            *by_status
+                .entry(call.status_for(number).label())
+                .or_default() += 1;
+            if let Some(t) = call.call_time() {
+                let month = format!("{:04}-{:02}", t.year(), u8::from(t.month()));
+                *per_month.entry(month).or_default() += 1;
+            }
+            if call.outcome() == Outcome::Completed {
+                completed += 1;
+                total_duration += call.duration_seconds().unwrap_or(0);
+                total_talk += call.talk_seconds().unwrap_or(0);
+            }
+        }
+        let average = (completed > 0)
+            .then(|| (total_duration as f64 / completed as f64 * 10.0).round() / 10.0);
+        Ok(json(
+            StatusCode::OK,
+            &json!({
+                "phone_number": number,
+                "total_calls": calls.len(),
+                "by_status": by_status,
+                "completed_calls": completed,
+                "total_duration_seconds": total_duration,
+                "average_duration_seconds": average,
+                "total_talk_seconds": total_talk,
+                "calls_per_month": per_month,
+            }),
+        ))
+    }
+}

@@ -1,0 +1,375 @@
+//! Call events and call records. One event is one transaction: the event item (written once,
+//! by id), the call's summary (its numbers must agree) and one history item per party, in the
+//! by-phone index under the call time, so that each party reads its history with one Query.
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{
+    AttributeValue, ConditionCheck, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
+    Update,
+};
+use time::OffsetDateTime;
+
+use super::item::{Item, millis, millis_av, s};
+use super::keys::{GSI1, GSI1_PK, GSI1_SK, KIND, PK, SK};
+use super::{Store, StoreError};
+use crate::calls::{CallEvent, CallId, CallRecord, EventKind, HistoryStatus, Outcome};
+use crate::phone::PhoneNumber;
+
+const CALL_ID: &str = "call_id";
+const CALLING: &str = "calling";
+const CALLED: &str = "called";
+const FINGERPRINT: &str = "fingerprint";
+const INITIATED_AT: &str = "initiated_at";
+const ANSWERED_AT: &str = "answered_at";
+const DISCONNECTED_AT: &str = "disconnected_at";
+
+/// What became of a posted event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ingested {
+    Accepted,
+    /// The same event again: nothing changed.
+    Duplicate,
+    /// Another event already has this id.
+    EventIdConflict,
+    /// The call's earlier events name other numbers.
+    NumbersConflict,
+}
+
+/// A page of one number's history.
+pub struct HistoryPage {
+    pub records: Vec<CallRecord>,
+    pub last_key: Option<HashMap<String, String>>,
+}
+
+/// Which of a number's calls a history query wants.
+#[derive(Debug, Clone, Default)]
+pub struct HistoryFilter {
+    pub status: Option<HistoryStatus>,
+    pub from: Option<OffsetDateTime>,
+    pub to: Option<OffsetDateTime>,
+}
+
+fn event_pk(event: &CallEvent) -> String {
+    format!("EVENT#{}", event.event_id)
+}
+fn call_pk(call: &CallId) -> String {
+    format!("CALL#{call}")
+}
+const CALL_SK: &str = "CALL";
+fn party_sk(number: &PhoneNumber) -> String {
+    format!("PARTY#{number}")
+}
+pub fn history_gsi_pk(number: &PhoneNumber) -> String {
+    format!("HISTORY#{number}")
+}
+fn history_gsi_sk(time: OffsetDateTime, call: &CallId) -> String {
+    format!("T#{:015}#{call}", millis(time).max(0))
+}
+
+fn field(kind: EventKind) -> &'static str {
+    match kind {
+        EventKind::Initiate => INITIATED_AT,
+        EventKind::Answer => ANSWERED_AT,
+        EventKind::Disconnect => DISCONNECTED_AT,
+    }
+}
+
+/// How often a transaction that lost a race with another one on the same call is retried.
+const CONFLICT_RETRIES: u32 = 8;
+
+impl Store {
+    /// Records one event; any number of concurrent posts of it store it once, and events of a
+    /// call give the same record in any order (per kind, the earliest time wins).
+    pub async fn ingest_call_event(&self, event: &CallEvent) -> Result<Ingested, StoreError> {
+        let mut with_field = true;
+        let mut attempt = 0;
+        loop {
+            let items = self.event_transaction(event, with_field)?;
+            let result = self
+                .client
+                .transact_write_items()
+                .set_transact_items(Some(items))
+                .send()
+                .await;
+            let err = match result {
+                Ok(_) => return Ok(Ingested::Accepted),
+                Err(err) => err,
+            };
+            let Some(TransactWriteItemsError::TransactionCanceledException(cancel)) =
+                err.as_service_error()
+            else {
+                return Err(StoreError::dynamo("TransactWriteItems", err));
+            };
+            let reasons = cancel.cancellation_reasons();
+            let code = |i: usize| reasons.get(i).and_then(|r| r.code()).unwrap_or("None");
+            if code(0) == "ConditionalCheckFailed" {
+                let old = reasons[0].item().cloned().map(Item);
+                let same = old
+                    .as_ref()
+                    .and_then(|i| i.opt_string(FINGERPRINT))
+                    .is_some_and(|f| f == event.fingerprint());
+                return Ok(if same {
+                    Ingested::Duplicate
+                } else {
+                    Ingested::EventIdConflict
+                });
+            }
+            if code(1) == "ConditionalCheckFailed" {
+                let old = reasons[1].item().cloned().map(Item);
+                let numbers_agree = old.as_ref().is_some_and(|i| {
+                    i.opt_string(CALLING) == Some(event.calling.as_str())
+                        && i.opt_string(CALLED) == Some(event.called.as_str())
+                });
+                if !numbers_agree {
+                    return Ok(Ingested::NumbersConflict);
+                }
+                if with_field {
+                    // An earlier event of this kind is already recorded: keep it, record the
+                    // event itself only.
+                    with_field = false;
+                    continue;
+                }
+                return Err(StoreError::dynamo("TransactWriteItems", err));
+            }
+            let conflict = reasons
+                .iter()
+                .any(|r| r.code() == Some("TransactionConflict"));
+            if conflict && attempt < CONFLICT_RETRIES {
+                attempt += 1;
+                let jitter = u64::from(uuid::Uuid::new_v4().as_bytes()[0] % 20);
+                tokio::time::sleep(std::time::Duration::from_millis(
+                    (5 << attempt.min(5)) + jitter,
+                ))
+                .await;
+                continue;
+            }
+            return Err(StoreError::dynamo("TransactWriteItems", err));
+        }
+    }
+
+    fn event_transaction(
+        &self,
+        event: &CallEvent,
+        with_field: bool,
+    ) -> Result<Vec<TransactWriteItem>, StoreError> {
+        let built = |e: aws_sdk_dynamodb::error::BuildError| StoreError::Malformed(e.to_string());
+        let put = Put::builder()
+            .table_name(self.table())
+            .item(PK, s(event_pk(event)))
+            .item(SK, s("EVENT"))
+            .item(KIND, s("call-event"))
+            .item(CALL_ID, s(event.call_id.as_str()))
+            .item(FINGERPRINT, s(event.fingerprint()))
+            .condition_expression("attribute_not_exists(#pk)")
+            .expression_attribute_names("#pk", PK)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .build()
+            .map_err(built)?;
+        let mut items = vec![TransactWriteItem::builder().put(put).build()];
+        let numbers_agree =
+            "(attribute_not_exists(#calling) OR (#calling = :calling AND #called = :called))";
+        if !with_field {
+            let check = ConditionCheck::builder()
+                .table_name(self.table())
+                .key(PK, s(call_pk(&event.call_id)))
+                .key(SK, s(CALL_SK))
+                .condition_expression(numbers_agree)
+                .expression_attribute_names("#calling", CALLING)
+                .expression_attribute_names("#called", CALLED)
+                .expression_attribute_values(":calling", s(event.calling.as_str()))
+                .expression_attribute_values(":called", s(event.called.as_str()))
+                .return_values_on_condition_check_failure(
+                    ReturnValuesOnConditionCheckFailure::AllOld,
+                )
+                .build()
+                .map_err(built)?;
+            items.push(TransactWriteItem::builder().condition_check(check).build());
+            return Ok(items);
+        }
+        let summary = self
+            .record_update(event, &call_pk(&event.call_id), CALL_SK, None)
+            .condition_expression(format!(
+                "{numbers_agree} AND (attribute_not_exists(#field) OR #field > :time)"
+            ))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .build()
+            .map_err(built)?;
+        items.push(TransactWriteItem::builder().update(summary).build());
+        for party in [&event.calling, &event.called] {
+            let update = self
+                .record_update(
+                    event,
+                    &call_pk(&event.call_id),
+                    &party_sk(party),
+                    Some(party),
+                )
+                .build()
+                .map_err(built)?;
+            items.push(TransactWriteItem::builder().update(update).build());
+        }
+        Ok(items)
+    }
+
+    /// The update that writes the event's time and the call's numbers into a record item; for
+    /// a party's item also its place in that party's history.
+    fn record_update(
+        &self,
+        event: &CallEvent,
+        pk: &str,
+        sk: &str,
+        party: Option<&PhoneNumber>,
+    ) -> aws_sdk_dynamodb::types::builders::UpdateBuilder {
+        let mut sets = vec![
+            "#call_id = :call_id",
+            "#calling = :calling",
+            "#called = :called",
+            "#field = :time",
+        ];
+        let mut update = Update::builder()
+            .table_name(self.table())
+            .key(PK, s(pk))
+            .key(SK, s(sk))
+            .expression_attribute_names("#call_id", CALL_ID)
+            .expression_attribute_names("#calling", CALLING)
+            .expression_attribute_names("#called", CALLED)
+            .expression_attribute_names("#field", field(event.kind))
+            .expression_attribute_values(":call_id", s(event.call_id.as_str()))
+            .expression_attribute_values(":calling", s(event.calling.as_str()))
+            .expression_attribute_values(":called", s(event.called.as_str()))
+            .expression_attribute_values(":time", millis_av(event.created_at));
+        if let Some(party) = party {
+            // The call sorts under its INITIATE time; until that arrives, under the time of
+            // the first event seen.
+            sets.push("#gpk = :gpk");
+            sets.push(if event.kind == EventKind::Initiate {
+                "#gsk = :gsk"
+            } else {
+                "#gsk = if_not_exists(#gsk, :gsk)"
+            });
+            update = update
+                .expression_attribute_names("#gpk", GSI1_PK)
+                .expression_attribute_names("#gsk", GSI1_SK)
+                .expression_attribute_values(":gpk", s(history_gsi_pk(party)))
+                .expression_attribute_values(
+                    ":gsk",
+                    s(history_gsi_sk(event.created_at, &event.call_id)),
+                );
+        }
+        update.update_expression(format!("SET {}", sets.join(", ")))
+    }
+
+    /// One page of a number's calls, newest first: exactly one Query.
+    pub async fn history_page(
+        &self,
+        number: &PhoneNumber,
+        filter: &HistoryFilter,
+        limit: i32,
+        start: Option<HashMap<String, String>>,
+    ) -> Result<HistoryPage, StoreError> {
+        let mut query = self
+            .client
+            .query()
+            .table_name(self.table())
+            .index_name(GSI1)
+            .scan_index_forward(false)
+            .limit(limit)
+            .expression_attribute_names("#pk", GSI1_PK)
+            .expression_attribute_names("#sk", GSI1_SK)
+            .expression_attribute_values(":pk", s(history_gsi_pk(number)))
+            .set_exclusive_start_key(
+                start.map(|k| k.into_iter().map(|(k, v)| (k, s(v))).collect()),
+            );
+        let lo = filter.from.map_or(0, |t| millis(t).max(0));
+        let hi = filter.to.map_or(999_999_999_999_999, |t| millis(t).max(0));
+        query = query
+            .key_condition_expression("#pk = :pk AND #sk BETWEEN :lo AND :hi")
+            .expression_attribute_values(":lo", s(format!("T#{lo:015}#")))
+            // `~` sorts after every id character: the whole `to` millisecond is included.
+            .expression_attribute_values(":hi", s(format!("T#{hi:015}#~")));
+        if let Some(status) = filter.status {
+            query = query
+                .filter_expression(status_filter(status))
+                .expression_attribute_names("#calling", CALLING)
+                .expression_attribute_names("#disconnected", DISCONNECTED_AT)
+                .expression_attribute_values(":me", s(number.as_str()));
+            if status.outcome != Outcome::InProgress {
+                query = query.expression_attribute_names("#answered", ANSWERED_AT);
+            }
+        }
+        let out = query
+            .send()
+            .await
+            .map_err(|e| StoreError::dynamo("Query", e))?;
+        let records = out
+            .items
+            .unwrap_or_default()
+            .into_iter()
+            .map(|i| record_from(Item(i)))
+            .collect::<Result<_, _>>()?;
+        let last_key = out.last_evaluated_key.map(|k| {
+            k.into_iter()
+                .filter_map(|(name, v)| match v {
+                    AttributeValue::S(v) => Some((name, v)),
+                    _ => None,
+                })
+                .collect()
+        });
+        Ok(HistoryPage { records, last_key })
+    }
+
+    /// Every call of a number (for statistics): as many Queries as pages.
+    pub async fn all_calls(&self, number: &PhoneNumber) -> Result<Vec<CallRecord>, StoreError> {
+        let mut records = Vec::new();
+        let mut start = None;
+        loop {
+            let page = self
+                .history_page(number, &HistoryFilter::default(), 1000, start)
+                .await?;
+            records.extend(page.records);
+            match page.last_key {
+                Some(key) => start = Some(key),
+                None => return Ok(records),
+            }
+        }
+    }
+}
+
+/// The filter expression of a status, from the asked number's point of view.
+fn status_filter(status: HistoryStatus) -> &'static str {
+    use crate::calls::Direction::{Inbound, Outbound};
+    match (status.outcome, status.direction) {
+        (Outcome::Completed, Outbound) => {
+            "#calling = :me AND attribute_exists(#answered) AND attribute_exists(#disconnected)"
+        }
+        (Outcome::Completed, Inbound) => {
+            "#calling <> :me AND attribute_exists(#answered) AND attribute_exists(#disconnected)"
+        }
+        (Outcome::Missed, Outbound) => {
+            "#calling = :me AND attribute_not_exists(#answered) AND attribute_exists(#disconnected)"
+        }
+        (Outcome::Missed, Inbound) => {
+            "#calling <> :me AND attribute_not_exists(#answered) AND attribute_exists(#disconnected)"
+        }
+        (Outcome::InProgress, Outbound) => "#calling = :me AND attribute_not_exists(#disconnected)",
+        (Outcome::InProgress, Inbound) => "#calling <> :me AND attribute_not_exists(#disconnected)",
+    }
+}
+
+fn record_from(item: Item) -> Result<CallRecord, StoreError> {
+    let phone = |name| {
+        item.string(name).and_then(|v| {
+            PhoneNumber::parse(v).map_err(|_| StoreError::Malformed(format!("{name} of a call")))
+        })
+    };
+    Ok(CallRecord {
+        call_id: CallId::parse(item.string(CALL_ID)?)
+            .map_err(|_| StoreError::Malformed("call_id".into()))?,
+        calling: phone(CALLING)?,
+        called: phone(CALLED)?,
+        initiated_at: item.opt_time(INITIATED_AT)?,
+        answered_at: item.opt_time(ANSWERED_AT)?,
+        disconnected_at: item.opt_time(DISCONNECTED_AT)?,
+    })
+}
