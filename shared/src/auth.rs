@@ -1,16 +1,20 @@
 //! Who is calling: a service holding an API key (stored in the secret only as its SHA-256), or
 //! a person holding the access token `verify` issued for their number.
 
+use std::sync::Arc;
+
 use lambda_http::Request;
 use secrecy::ExposeSecret;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use time::OffsetDateTime;
 
+use crate::clock::Clock;
 use crate::config::Config;
 use crate::http::{ApiError, bearer_token};
+use crate::init::Init;
 use crate::phone::PhoneNumber;
-use crate::secrets::Secrets;
+use crate::secrets::{Secrets, SecretsCache};
 use crate::token::{self, TokenError};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,6 +50,30 @@ fn unauthorized(code: &'static str, detail: &str) -> ApiError {
     ApiError::Unauthorized {
         code,
         detail: detail.to_owned(),
+    }
+}
+
+/// What an endpoint needs to tell who is calling; built once per container.
+pub struct Authenticator {
+    config: Arc<Config>,
+    clock: Arc<dyn Clock>,
+    secrets: Arc<SecretsCache>,
+}
+
+impl Authenticator {
+    pub async fn new(init: &Init) -> anyhow::Result<Self> {
+        Ok(Authenticator {
+            config: init.config.clone(),
+            clock: init.clock.clone(),
+            secrets: init.secrets().await?,
+        })
+    }
+
+    /// The caller of `req`, and the secret it was checked against (for keys derived from it).
+    pub async fn caller(&self, req: &Request) -> Result<(Caller, Arc<Secrets>), ApiError> {
+        let secrets = self.secrets.get().await;
+        let caller = authenticate(req, &secrets, &self.config, self.clock.now())?;
+        Ok((caller, secrets))
     }
 }
 

@@ -1,29 +1,22 @@
 //! `POST /calls/events`: one event or a batch of up to 100, each answered on its own.
 
-use std::sync::Arc;
-
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
 use serde::Serialize;
 use serde_json::Value;
 
 use super::event::{CallEvent, EventInput};
-use crate::auth::{authenticate, require_service};
-use crate::clock::Clock;
-use crate::config::Config;
+use crate::auth::{Authenticator, require_service};
 use crate::http::{ApiError, Endpoint, from_value, json, json_value};
 use crate::init::Init;
-use crate::secrets::SecretsCache;
 use crate::store::Store;
 use crate::store::calls::Ingested;
 
 pub const MAX_BATCH: usize = 100;
 
 pub struct CallEventEndpoint {
-    config: Arc<Config>,
-    clock: Arc<dyn Clock>,
+    auth: Authenticator,
     store: Store,
-    secrets: Arc<SecretsCache>,
 }
 
 #[derive(Debug, Serialize)]
@@ -56,16 +49,13 @@ impl Endpoint for CallEventEndpoint {
 
     async fn init(init: &Init) -> anyhow::Result<Self> {
         Ok(CallEventEndpoint {
-            secrets: init.secrets().await?,
-            config: init.config.clone(),
-            clock: init.clock.clone(),
+            auth: Authenticator::new(init).await?,
             store: init.store(),
         })
     }
 
     async fn handle(&self, req: Request) -> Result<Response<Body>, ApiError> {
-        let secrets = self.secrets.get().await;
-        let caller = authenticate(&req, &secrets, &self.config, self.clock.now())?;
+        let (caller, _) = self.auth.caller(&req).await?;
         require_service(&caller)?;
         match json_value(&req)? {
             Value::Array(items) => self.batch(items).await,

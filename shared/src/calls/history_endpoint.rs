@@ -1,7 +1,6 @@
 //! `GET /calls/history/{phone_number}` (one Query per page) and `.../stats`.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, RequestExt, Response};
@@ -12,13 +11,11 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use super::{CallRecord, Cursor, HistoryStatus, Outcome};
-use crate::auth::{authenticate, require_service_or_owner};
-use crate::clock::{Clock, rfc3339};
-use crate::config::Config;
+use crate::auth::{Authenticator, require_service_or_owner};
+use crate::clock::rfc3339;
 use crate::http::{ApiError, Endpoint, json, path_param, query_param};
 use crate::init::Init;
 use crate::phone::PhoneNumber;
-use crate::secrets::SecretsCache;
 use crate::store::Store;
 use crate::store::calls::HistoryFilter;
 
@@ -26,10 +23,8 @@ pub const DEFAULT_LIMIT: i32 = 50;
 pub const MAX_LIMIT: i32 = 200;
 
 pub struct CallHistoryEndpoint {
-    config: Arc<Config>,
-    clock: Arc<dyn Clock>,
+    auth: Authenticator,
     store: Store,
-    secrets: Arc<SecretsCache>,
 }
 
 #[derive(Debug, Serialize)]
@@ -60,9 +55,7 @@ impl Endpoint for CallHistoryEndpoint {
 
     async fn init(init: &Init) -> anyhow::Result<Self> {
         Ok(CallHistoryEndpoint {
-            secrets: init.secrets().await?,
-            config: init.config.clone(),
-            clock: init.clock.clone(),
+            auth: Authenticator::new(init).await?,
             store: init.store(),
         })
     }
@@ -70,18 +63,13 @@ impl Endpoint for CallHistoryEndpoint {
     async fn handle(&self, req: Request) -> Result<Response<Body>, ApiError> {
         let number = PhoneNumber::parse(&path_param(&req, "phone_number")?)
             .map_err(|e| ApiError::field("phone_number", e))?;
-        let secrets = self.secrets.get().await;
-        let caller = authenticate(&req, &secrets, &self.config, self.clock.now())?;
+        let (caller, secrets) = self.auth.caller(&req).await?;
         require_service_or_owner(&caller, &number)?;
         if req.raw_http_path().ends_with("/stats") {
             return self.stats(&number).await;
         }
-        let key = secrets
-            .token_signing_key
-            .expose_secret()
-            .as_bytes()
-            .to_vec();
-        self.page(&req, &number, &key).await
+        let cursor_key = secrets.token_signing_key.expose_secret().as_bytes();
+        self.page(&req, &number, cursor_key).await
     }
 }
 

@@ -66,7 +66,7 @@ impl Endpoint for VerifyEndpoint {
         let now = self.clock.now();
         let max = self.config.max_verification_attempts;
         let session = self
-            .find_session(&body.phone_number, body.session_id)
+            .find_session(&body.phone_number, body.session_id, now)
             .await?;
         if let Some(refusal) = session.refusal(now, max) {
             return Err(refusal.into());
@@ -127,6 +127,7 @@ impl VerifyEndpoint {
         &self,
         phone: &PhoneNumber,
         id: Option<SessionId>,
+        now: time::OffsetDateTime,
     ) -> Result<Session, ApiError> {
         if let Some(id) = id {
             return match self.store.get_session(&id).await? {
@@ -134,7 +135,6 @@ impl VerifyEndpoint {
                 _ => Err(Refusal::NotFound.into()),
             };
         }
-        let now = self.clock.now();
         let max = self.config.max_verification_attempts;
         let recent = self.store.recent_sessions(phone, RECENT_SESSIONS).await?;
         if let Some(open) = recent.iter().find(|s| s.is_open(now, max)) {

@@ -15,6 +15,21 @@ fn seed() -> u64 {
     rand::random()
 }
 
+/// Two fresh numbers and a call between them that has only just been initiated.
+fn call_just_initiated() -> (Vec<PhoneNumber>, GeneratedCall) {
+    let mut generator = Generator::new(seed());
+    let numbers = generator.numbers(2);
+    let call = generator.call(
+        0,
+        &numbers[0],
+        &numbers[1],
+        OffsetDateTime::now_utc(),
+        None,
+        None,
+    );
+    (numbers, call)
+}
+
 async fn post_all(app: &TestApp, events: &[shared::calls::CallEvent]) {
     for chunk in events.chunks(100) {
         let batch: Vec<Value> = chunk.iter().map(event_json).collect();
@@ -159,16 +174,7 @@ async fn every_order_of_a_calls_events_with_or_without_duplicates_gives_the_same
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn fifty_concurrent_posts_of_one_event_store_it_once() {
     let app = TestApp::spawn(&[]).await;
-    let mut generator = Generator::new(seed());
-    let numbers = generator.numbers(2);
-    let call = generator.call(
-        0,
-        &numbers[0],
-        &numbers[1],
-        OffsetDateTime::now_utc(),
-        None,
-        None,
-    );
+    let (numbers, call) = call_just_initiated();
     let body = event_json(&call.events[0]);
 
     let replies = join_all((0..50).map(|_| app.post_events(&body))).await;
@@ -488,16 +494,7 @@ async fn conflicting_events_are_409_and_change_nothing() {
 #[tokio::test]
 async fn bad_events_and_batches_are_refused_item_by_item_and_write_nothing() {
     let app = TestApp::spawn(&[]).await;
-    let mut generator = Generator::new(seed());
-    let numbers = generator.numbers(2);
-    let call = generator.call(
-        0,
-        &numbers[0],
-        &numbers[1],
-        OffsetDateTime::now_utc(),
-        None,
-        None,
-    );
+    let (numbers, call) = call_just_initiated();
     let good = event_json(&call.events[0]);
     let with = |key: &str, value: Value| {
         let mut e = good.clone();

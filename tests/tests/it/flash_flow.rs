@@ -3,7 +3,7 @@
 use serde_json::json;
 use shared::clock::Clock;
 use shared::token;
-use tests::{APP_SIGNATURE, TestApp, random_phone, wrong_caller_id};
+use tests::{TestApp, random_phone, wrong_caller_id};
 
 #[tokio::test]
 async fn a_phone_is_verified_with_the_caller_id_it_was_called_from() {
@@ -233,7 +233,6 @@ async fn an_app_signature_outside_the_allowlist_is_refused_unless_signatures_are
         .post("/auth/request", &json!({"phone_number": phone}))
         .await;
     assert_eq!(reply.status, 202, "{}", reply.body);
-    let _ = APP_SIGNATURE;
 }
 
 #[tokio::test]
