@@ -20,6 +20,8 @@ pub struct Generator {
     rng: StdRng,
     /// Prefix of every call and event id, so that runs never collide.
     run: String,
+    /// Calls made so far: the rest of a call's id, so that a generator's calls never collide.
+    made: usize,
 }
 
 impl Generator {
@@ -27,6 +29,7 @@ impl Generator {
         Generator {
             rng: StdRng::seed_from_u64(seed),
             run: format!("{seed:x}"),
+            made: 0,
         }
     }
 
@@ -59,45 +62,71 @@ impl Generator {
         days: i64,
     ) -> Vec<GeneratedCall> {
         (0..count)
-            .map(|i| {
+            .map(|_| {
                 let a = self.rng.random_range(0..numbers.len());
                 let mut b = self.rng.random_range(0..numbers.len() - 1);
                 if b >= a {
                     b += 1;
                 }
-                let initiated = end - Duration::seconds(self.rng.random_range(60..days * 86_400));
-                let kind = self.rng.random_range(0..100);
-                let (answered, disconnected) = match kind {
-                    0..50 => {
-                        let answered = initiated + Duration::seconds(self.rng.random_range(2..30));
-                        let talk = Duration::seconds(self.rng.random_range(1..900));
-                        (Some(answered), Some(answered + talk))
-                    }
-                    50..85 => (
-                        None,
-                        Some(initiated + Duration::seconds(self.rng.random_range(5..45))),
-                    ),
-                    85..93 => (
-                        Some(initiated + Duration::seconds(self.rng.random_range(2..30))),
-                        None,
-                    ),
-                    _ => (None, None),
-                };
-                self.call(
-                    i,
-                    &numbers[a],
-                    &numbers[b],
-                    initiated,
-                    answered,
-                    disconnected,
-                )
+                self.random_call(&numbers[a], &numbers[b], end, days)
             })
             .collect()
     }
 
+    /// `count` calls between `number` and `others`, half of them made by `number`: one
+    /// number's heavy history, for benchmarks.
+    pub fn calls_of(
+        &mut self,
+        count: usize,
+        number: &PhoneNumber,
+        others: &[PhoneNumber],
+        end: OffsetDateTime,
+        days: i64,
+    ) -> Vec<GeneratedCall> {
+        (0..count)
+            .map(|_| {
+                let other = &others[self.rng.random_range(0..others.len())];
+                if self.rng.random_bool(0.5) {
+                    self.random_call(number, other, end, days)
+                } else {
+                    self.random_call(other, number, end, days)
+                }
+            })
+            .collect()
+    }
+
+    /// A call initiated within `days` days before `end`: half completed, a third missed, the
+    /// rest answered or ringing and not yet disconnected.
+    fn random_call(
+        &mut self,
+        calling: &PhoneNumber,
+        called: &PhoneNumber,
+        end: OffsetDateTime,
+        days: i64,
+    ) -> GeneratedCall {
+        let initiated = end - Duration::seconds(self.rng.random_range(60..days * 86_400));
+        let (answered, disconnected) = match self.rng.random_range(0..100) {
+            0..50 => {
+                let answered = initiated + Duration::seconds(self.rng.random_range(2..30));
+                let talk = Duration::seconds(self.rng.random_range(1..900));
+                (Some(answered), Some(answered + talk))
+            }
+            50..85 => (
+                None,
+                Some(initiated + Duration::seconds(self.rng.random_range(5..45))),
+            ),
+            85..93 => (
+                Some(initiated + Duration::seconds(self.rng.random_range(2..30))),
+                None,
+            ),
+            _ => (None, None),
+        };
+        self.call(calling, called, initiated, answered, disconnected)
+    }
+
+    /// One call with the given times; its id is new to this generator.
     pub fn call(
         &mut self,
-        index: usize,
         calling: &PhoneNumber,
         called: &PhoneNumber,
         initiated: OffsetDateTime,
@@ -105,8 +134,9 @@ impl Generator {
         disconnected: Option<OffsetDateTime>,
     ) -> GeneratedCall {
         let millis = |t: OffsetDateTime| t.replace_millisecond(t.millisecond()).unwrap_or(t);
-        let call_id =
-            CallId::parse(&format!("call-{}-{index}", self.run)).unwrap_or_else(|_| unreachable!());
+        self.made += 1;
+        let call_id = CallId::parse(&format!("call-{}-{}", self.run, self.made))
+            .unwrap_or_else(|_| unreachable!());
         let event = |kind: EventKind, at: OffsetDateTime| CallEvent {
             event_id: EventId::parse(&format!("{}-{}", call_id, kind.as_str().to_lowercase()))
                 .unwrap_or_else(|_| unreachable!()),

@@ -260,7 +260,9 @@ impl Store {
         update.update_expression(format!("SET {}", sets.join(", ")))
     }
 
-    /// One page of a number's calls, newest first: exactly one Query.
+    /// One page of a number's calls, newest first: exactly one Query. It asks for one row
+    /// more than the page holds, so a page that ends the history says so (no cursor) rather
+    /// than sending the client to an empty page.
     pub async fn history_page(
         &self,
         number: &PhoneNumber,
@@ -274,7 +276,7 @@ impl Store {
             .table_name(self.table())
             .index_name(GSI1)
             .scan_index_forward(false)
-            .limit(limit)
+            .limit(limit.saturating_add(1))
             .expression_attribute_names("#pk", GSI1_PK)
             .expression_attribute_names("#sk", GSI1_SK)
             .expression_attribute_values(":pk", s(history_gsi_pk(number)))
@@ -302,20 +304,22 @@ impl Store {
             .send()
             .await
             .map_err(|e| StoreError::dynamo("Query", e))?;
-        let records = out
-            .items
-            .unwrap_or_default()
+        let mut items = out.items.unwrap_or_default();
+        let page_size = usize::try_from(limit).unwrap_or(0);
+        let last_key = if items.len() > page_size {
+            items.truncate(page_size);
+            // The next page starts after this page's last row.
+            items.last().map(|item| {
+                string_attributes([PK, SK, GSI1_PK, GSI1_SK].map(|n| item.get_key_value(n)))
+            })
+        } else {
+            out.last_evaluated_key
+                .map(|key| string_attributes(key.iter().map(Some)))
+        };
+        let records = items
             .into_iter()
             .map(|i| record_from(Item(i)))
             .collect::<Result<_, _>>()?;
-        let last_key = out.last_evaluated_key.map(|k| {
-            k.into_iter()
-                .filter_map(|(name, v)| match v {
-                    AttributeValue::S(v) => Some((name, v)),
-                    _ => None,
-                })
-                .collect()
-        });
         Ok(HistoryPage { records, last_key })
     }
 
@@ -334,6 +338,17 @@ impl Store {
             }
         }
     }
+}
+
+/// A resume point as the cursor carries it: the key's string attributes.
+fn string_attributes<'a>(
+    attributes: impl IntoIterator<Item = Option<(&'a String, &'a AttributeValue)>>,
+) -> HashMap<String, String> {
+    attributes
+        .into_iter()
+        .flatten()
+        .filter_map(|(name, value)| Some((name.clone(), value.as_s().ok()?.clone())))
+        .collect()
 }
 
 /// The filter expression of a status, from the asked number's point of view.

@@ -20,7 +20,6 @@ fn call_just_initiated() -> (Vec<PhoneNumber>, GeneratedCall) {
     let mut generator = Generator::new(seed());
     let numbers = generator.numbers(2);
     let call = generator.call(
-        0,
         &numbers[0],
         &numbers[1],
         OffsetDateTime::now_utc(),
@@ -46,7 +45,21 @@ async fn all_rows(
     query: &[(&str, &str)],
     limit: usize,
 ) -> Vec<Value> {
-    let mut rows = Vec::new();
+    all_pages(app, number, query, limit)
+        .await
+        .into_iter()
+        .flatten()
+        .collect()
+}
+
+/// Every page of a history, following `next_cursor` to the end.
+async fn all_pages(
+    app: &TestApp,
+    number: &PhoneNumber,
+    query: &[(&str, &str)],
+    limit: usize,
+) -> Vec<Vec<Value>> {
+    let mut pages = Vec::new();
     let mut cursor: Option<String> = None;
     let limit = limit.to_string();
     loop {
@@ -57,12 +70,12 @@ async fn all_rows(
         }
         let reply = app.history(number, "", &q, Some(SERVICE_KEY)).await;
         assert_eq!(reply.status, 200, "{}", reply.body);
-        let page = reply.body["results"].as_array().unwrap();
+        let page = reply.body["results"].as_array().unwrap().clone();
         assert!(page.len() <= limit.parse().unwrap());
-        rows.extend(page.iter().cloned());
+        pages.push(page);
         match reply.body["next_cursor"].as_str() {
             Some(next) => cursor = Some(next.to_owned()),
-            None => return rows,
+            None => return pages,
         }
     }
 }
@@ -128,7 +141,6 @@ async fn every_order_of_a_calls_events_with_or_without_duplicates_gives_the_same
         for duplicated in [false, true] {
             let index = i * 2 + usize::from(duplicated);
             let call = generator.call(
-                index,
                 &numbers[0],
                 &numbers[1],
                 t0 + time::Duration::minutes(index as i64),
@@ -211,7 +223,6 @@ async fn concurrent_posts_of_a_calls_different_events_lose_nothing() {
     let numbers = generator.numbers(2);
     let t = OffsetDateTime::now_utc() - time::Duration::minutes(5);
     let call = generator.call(
-        0,
         &numbers[0],
         &numbers[1],
         t,
@@ -245,7 +256,7 @@ async fn two_hundred_fifty_calls_paginate_with_no_row_lost_or_repeated() {
             } else {
                 (&me, other)
             };
-            generator.call(i, from, to, t, None, Some(t + time::Duration::seconds(20)))
+            generator.call(from, to, t, None, Some(t + time::Duration::seconds(20)))
         })
         .collect();
     let events = generator.shuffled_events(&calls, 0);
@@ -253,7 +264,13 @@ async fn two_hundred_fifty_calls_paginate_with_no_row_lost_or_repeated() {
 
     let expected = expected_history(&calls, &me, |_| true);
     for limit in [50, 37, 200] {
-        let rows = all_rows(&app, &me, &[], limit).await;
+        let pages = all_pages(&app, &me, &[], limit).await;
+        // Full pages, then the rest; no empty page at the end, even when 250 divides evenly.
+        let sizes: Vec<usize> = pages.iter().map(Vec::len).collect();
+        let mut expected_sizes = vec![limit; 250 / limit];
+        expected_sizes.extend(Some(250 % limit).filter(|&r| r > 0));
+        assert_eq!(sizes, expected_sizes, "page sizes (limit {limit})");
+        let rows: Vec<Value> = pages.into_iter().flatten().collect();
         let ids: BTreeSet<&str> = rows
             .iter()
             .map(|r| r["call_id"].as_str().unwrap())
@@ -424,7 +441,7 @@ async fn history_opens_for_a_service_key_or_the_numbers_own_token_only() {
 
     // A person's token cannot post events.
     let mut generator = Generator::new(seed());
-    let call = generator.call(0, &phone, &other, OffsetDateTime::now_utc(), None, None);
+    let call = generator.call(&phone, &other, OffsetDateTime::now_utc(), None, None);
     let reply = app
         .send(
             app.client
@@ -455,7 +472,6 @@ async fn conflicting_events_are_409_and_change_nothing() {
     let numbers = generator.numbers(3);
     let t = OffsetDateTime::now_utc() - time::Duration::minutes(3);
     let call = generator.call(
-        0,
         &numbers[0],
         &numbers[1],
         t,
