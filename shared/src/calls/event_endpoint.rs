@@ -1,5 +1,6 @@
 //! `POST /calls/events`: one event or a batch of up to 100, each answered on its own.
 
+use futures::StreamExt;
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
 use serde::Serialize;
@@ -13,6 +14,9 @@ use crate::store::Store;
 use crate::store::calls::Ingested;
 
 pub const MAX_BATCH: usize = 100;
+
+/// Items of one batch written at the same time.
+const BATCH_CONCURRENCY: usize = 16;
 
 pub struct CallEventEndpoint {
     auth: Authenticator,
@@ -111,51 +115,13 @@ impl CallEventEndpoint {
                 items.len()
             )));
         }
-        let mut results = Vec::with_capacity(items.len());
-        for (index, item) in items.into_iter().enumerate() {
-            let event_id = item
-                .get("event_id")
-                .and_then(Value::as_str)
-                .map(str::to_owned);
-            let outcome = match parse(item) {
-                Ok(event) => self.ingest(&event).await,
-                Err(e) => Err(e),
-            };
-            results.push(match outcome {
-                Ok(result) => ItemResult {
-                    index,
-                    event_id,
-                    result,
-                    status: None,
-                    error: None,
-                    field: None,
-                    detail: None,
-                },
-                Err(error) => {
-                    if let ApiError::Internal(cause) = &error {
-                        tracing::error!(error = format!("{cause:#}"), index, "batch item failed");
-                    }
-                    let status = error.status().as_u16();
-                    let field = match &error {
-                        ApiError::InvalidField { field, .. } => Some(field.clone()),
-                        _ => None,
-                    };
-                    let detail = match &error {
-                        ApiError::Internal(_) => "an internal error occurred".to_owned(),
-                        other => other.to_string(),
-                    };
-                    ItemResult {
-                        index,
-                        event_id,
-                        result: "rejected",
-                        status: Some(status),
-                        error: Some(error.code()),
-                        field,
-                        detail: Some(detail),
-                    }
-                }
-            });
-        }
+        // Items are independent (a call's events commute), so they are written side by side;
+        // `buffered` keeps the answers in the order of the items.
+        let results: Vec<ItemResult> = futures::stream::iter(items.into_iter().enumerate())
+            .map(|(index, item)| self.item_result(index, item))
+            .buffered(BATCH_CONCURRENCY)
+            .collect()
+            .await;
         let count = |r: &str| results.iter().filter(|i| i.result == r).count();
         let body = BatchResult {
             accepted: count("accepted"),
@@ -164,5 +130,51 @@ impl CallEventEndpoint {
             results,
         };
         Ok(json(StatusCode::OK, &body))
+    }
+
+    /// One batch item's answer: `accepted`, `duplicate`, or `rejected` with its error.
+    async fn item_result(&self, index: usize, item: Value) -> ItemResult {
+        let event_id = item
+            .get("event_id")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        let outcome = match parse(item) {
+            Ok(event) => self.ingest(&event).await,
+            Err(e) => Err(e),
+        };
+        match outcome {
+            Ok(result) => ItemResult {
+                index,
+                event_id,
+                result,
+                status: None,
+                error: None,
+                field: None,
+                detail: None,
+            },
+            Err(error) => {
+                if let ApiError::Internal(cause) = &error {
+                    tracing::error!(error = format!("{cause:#}"), index, "batch item failed");
+                }
+                let status = error.status().as_u16();
+                let field = match &error {
+                    ApiError::InvalidField { field, .. } => Some(field.clone()),
+                    _ => None,
+                };
+                let detail = match &error {
+                    ApiError::Internal(_) => "an internal error occurred".to_owned(),
+                    other => other.to_string(),
+                };
+                ItemResult {
+                    index,
+                    event_id,
+                    result: "rejected",
+                    status: Some(status),
+                    error: Some(error.code()),
+                    field,
+                    detail: Some(detail),
+                }
+            }
+        }
     }
 }
