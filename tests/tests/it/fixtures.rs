@@ -2,6 +2,7 @@
 //! `lambda_http` exactly as the Lambda runtime does.
 
 use lambda_http::{Body, Request, Response};
+use shared::calls::{CallEventEndpoint, CallHistoryEndpoint};
 use shared::flash_call::{RequestEndpoint, StatusEndpoint, VerifyEndpoint};
 use shared::http::{Endpoint, serve};
 use shared::phone::PhoneNumber;
@@ -107,4 +108,68 @@ async fn the_status_callback_points_at_the_domain_api_gateway_was_called_on() {
         ))
         .as_deref()
     );
+}
+
+#[tokio::test]
+async fn call_fixtures_post_a_call_in_pieces_and_read_it_back() {
+    let (init, _clock, _phone) = tests::init(&[]).await;
+    let events = CallEventEndpoint::init(&init).await.unwrap();
+    let history = CallHistoryEndpoint::init(&init).await.unwrap();
+
+    let refused: &[(&str, u16, &str)] = &[
+        ("calls-event-no-key.json", 401, "missing_credentials"),
+        ("calls-event-unknown-kind.json", 400, "invalid_field"),
+        ("calls-event-empty-batch.json", 400, "invalid_batch"),
+        ("calls-history-no-key.json", 401, "missing_credentials"),
+        ("calls-history-forged-cursor.json", 400, "invalid_field"),
+    ];
+    for (name, expected, code) in refused {
+        let endpoint_is_events = name.starts_with("calls-event");
+        let response = if endpoint_is_events {
+            serve(&events, event(name)).await
+        } else {
+            serve(&history, event(name)).await
+        };
+        let body = json(&response);
+        assert_eq!(response.status().as_u16(), *expected, "{name}: {body}");
+        assert_eq!(body["error"], *code, "{name}: {body}");
+    }
+
+    // The INITIATE alone, then a batch of the other two with the INITIATE again. The ids are
+    // fixed, so a table that outlives a run has them already: `duplicate` then.
+    let response = serve(&events, event("calls-event.json")).await;
+    let body = json(&response);
+    assert_eq!(response.status().as_u16(), 200, "{body}");
+    assert!(["accepted", "duplicate"].contains(&body["result"].as_str().unwrap()));
+
+    let response = serve(&events, event("calls-event-batch.json")).await;
+    let body = json(&response);
+    assert_eq!(response.status().as_u16(), 200, "{body}");
+    assert_eq!(body["rejected"], 0, "{body}");
+    assert_eq!(body["results"][2]["result"], "duplicate", "{body}");
+
+    let response = serve(&history, event("calls-history.json")).await;
+    let body = json(&response);
+    assert_eq!(response.status().as_u16(), 200, "{body}");
+    assert_eq!(
+        body["results"],
+        serde_json::json!([{
+            "call_id": "fixture-call-1",
+            "call_time": "2026-11-21T09:58:00Z",
+            "counterparty_number": "+14155550191",
+            "call_status": "Completed Outbound",
+            "duration": 192,
+            "talk_seconds": 183,
+        }]),
+        "{body}"
+    );
+    assert_eq!(body["next_cursor"], serde_json::Value::Null);
+
+    let response = serve(&history, event("calls-history-stats.json")).await;
+    let body = json(&response);
+    assert_eq!(response.status().as_u16(), 200, "{body}");
+    assert_eq!(body["total_calls"], 1, "{body}");
+    assert_eq!(body["by_status"]["Completed Outbound"], 1, "{body}");
+    assert_eq!(body["total_duration_seconds"], 192, "{body}");
+    assert_eq!(body["calls_per_month"]["2026-11"], 1, "{body}");
 }
