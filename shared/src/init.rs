@@ -1,5 +1,6 @@
 //! `Init`: what a container builds once before its first request (configuration, SDK
-//! configuration, clock) and shares between endpoints: the secret and the telephony gateway.
+//! configuration, DynamoDB client, clock) and shares between endpoints: the secret and the
+//! telephony gateway.
 
 use std::sync::Arc;
 
@@ -16,6 +17,7 @@ pub struct Init {
     pub config: Arc<Config>,
     pub clock: Arc<dyn Clock>,
     sdk: aws_config::SdkConfig,
+    dynamodb: aws_sdk_dynamodb::Client,
     secrets: OnceCell<Arc<SecretsCache>>,
     telephony: OnceCell<Arc<dyn TelephonyGateway>>,
 }
@@ -30,6 +32,7 @@ impl Init {
         Init {
             config: Arc::new(config),
             clock: Arc::new(SystemClock),
+            dynamodb: aws_sdk_dynamodb::Client::new(&sdk),
             sdk,
             secrets: OnceCell::new(),
             telephony: OnceCell::new(),
@@ -48,6 +51,20 @@ impl Init {
         self
     }
 
+    /// Adds an interceptor to every DynamoDB call of every endpoint built from this `Init`
+    /// (the benchmark counts calls with one).
+    pub fn with_dynamodb_interceptor(
+        mut self,
+        interceptor: impl aws_sdk_dynamodb::config::Intercept + 'static,
+    ) -> Self {
+        let config = aws_sdk_dynamodb::Config::from(&self.sdk)
+            .to_builder()
+            .interceptor(interceptor)
+            .build();
+        self.dynamodb = aws_sdk_dynamodb::Client::from_conf(config);
+        self
+    }
+
     /// Replaces the secret source (tests).
     pub fn with_secrets(self, secrets: Arc<SecretsCache>) -> Self {
         let _ = self.secrets.set(secrets);
@@ -55,7 +72,7 @@ impl Init {
     }
 
     pub fn store(&self) -> Store {
-        Store::from_sdk_config(&self.sdk, &self.config.table_name)
+        Store::new(self.dynamodb.clone(), &self.config.table_name)
     }
 
     /// The secret, read on first use and shared by every endpoint of the process. A missing or
