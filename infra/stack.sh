@@ -111,6 +111,10 @@ down() {
     if kill -0 "$pid" 2>/dev/null; then
       log "stopping $(basename "$f" .pid) (pid $pid)"
       kill "$pid" 2>/dev/null || true
+      # Gone, not just signalled: a stack started right after must not find the port taken
+      # by a process on its way out.
+      for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
+      kill -9 "$pid" 2>/dev/null || true
     fi
     rm -f "$f"
   done
