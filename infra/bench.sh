@@ -9,7 +9,7 @@ export SECRET_ID=${BENCH_SECRET_ID:-phone-verification/bench}
 export DYNAMODB_IN_MEMORY=${DYNAMODB_IN_MEMORY:-1}
 # shellcheck source=infra/stack.sh
 source "$ROOT/infra/stack.sh"
+trap stop_started EXIT
 up
-trap down EXIT
 cd "$ROOT"
 cargo bench -p tests --bench calls "$@"

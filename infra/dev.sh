@@ -5,8 +5,8 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # shellcheck source=infra/stack.sh
 source "$ROOT/infra/stack.sh"
+trap stop_started EXIT
 up
-trap down EXIT
 export PUBLIC_BASE_URL=${PUBLIC_BASE_URL:-http://127.0.0.1:${PORT:-3000}}
 log "local API on http://127.0.0.1:${PORT:-3000} (the flash call's caller ID appears in this log)"
 cd "$ROOT"

@@ -32,6 +32,10 @@ export AWS_EC2_METADATA_DISABLED=true
 
 log() { printf '[stack] %s\n' "$*" >&2; }
 
+# What this shell started. The scripts' traps stop these and nothing else: a test run beside
+# `infra/dev.sh` leaves the dev stack running, and a failed `up` leaves no orphans.
+STARTED=()
+
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 wait_port() { # name port pid
@@ -84,6 +88,7 @@ start() { # name port command...
   nohup "$@" >"$STATE/logs/$name.log" 2>&1 &
   local pid=$!
   echo "$pid" >"$STATE/pids/$name.pid"
+  STARTED+=("$name")
   wait_port "$name" "$port" "$pid"
 }
 
@@ -104,8 +109,10 @@ up() {
   (cd "$ROOT" && cargo run -q -p devstack --bin stackctl -- bootstrap)
 }
 
-down() {
-  for f in "$STATE"/pids/*.pid; do
+down() { # [NAME...]: those services, or every one `up` recorded
+  local files=("$STATE"/pids/*.pid)
+  if [ $# -gt 0 ]; then files=(); for n in "$@"; do files+=("$STATE/pids/$n.pid"); done; fi
+  for f in "${files[@]}"; do
     [ -e "$f" ] || continue
     local pid; pid=$(cat "$f")
     if kill -0 "$pid" 2>/dev/null; then
@@ -119,6 +126,8 @@ down() {
     rm -f "$f"
   done
 }
+
+stop_started() { if [ ${#STARTED[@]} -gt 0 ]; then down "${STARTED[@]}"; fi; }
 
 env_vars() {
   for v in AWS_REGION AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_ENDPOINT_URL_DYNAMODB \

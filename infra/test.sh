@@ -8,7 +8,7 @@ export SECRET_ID=${TEST_SECRET_ID:-phone-verification/test}
 export DYNAMODB_IN_MEMORY=${DYNAMODB_IN_MEMORY:-1}
 # shellcheck source=infra/stack.sh
 source "$ROOT/infra/stack.sh"
+trap stop_started EXIT
 up
-trap down EXIT
 cd "$ROOT"
 cargo test --workspace "$@"
