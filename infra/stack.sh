@@ -127,6 +127,18 @@ down() { # [NAME...]: those services, or every one `up` recorded
   done
 }
 
+# Runs COMMAND (from the repository root) against the stack on a table and secret of its own,
+# named after NAME, in memory unless DYNAMODB_IN_MEMORY=0; starts what is not running and stops
+# what it started.
+with_own_stack() { # NAME COMMAND...
+  export TABLE_NAME="phone-verification-$1" SECRET_ID="phone-verification/$1"
+  export DYNAMODB_IN_MEMORY=${DYNAMODB_IN_MEMORY:-1}
+  shift
+  trap stop_started EXIT
+  up
+  (cd "$ROOT" && "$@")
+}
+
 stop_started() { if [ ${#STARTED[@]} -gt 0 ]; then down "${STARTED[@]}"; fi; }
 
 env_vars() {
