@@ -1,6 +1,9 @@
-//! Call events and call records. One event is one transaction: the event item (written once,
-//! by id), the call's summary (its numbers must agree) and one history item per party, in the
-//! by-phone index under the call time, so that each party reads its history with one Query.
+//! Call events and call records. One event is one transaction of three items: the event (written
+//! once, by id) and the call's record once per party, keyed by the party's role (calling,
+//! called) so that a later event naming other numbers meets the same two items and is refused.
+//! Each party's record sits in the by-phone index under the call time, so that each party reads
+//! its history with one Query. The two records are always written together under the same
+//! conditions, so they never differ.
 
 use std::collections::HashMap;
 
@@ -57,10 +60,9 @@ fn event_pk(event: &CallEvent) -> String {
 fn call_pk(call: &CallId) -> String {
     format!("CALL#{call}")
 }
-const CALL_SK: &str = "CALL";
-fn party_sk(number: &PhoneNumber) -> String {
-    format!("PARTY#{number}")
-}
+/// The sort keys of a call's two records, one per party.
+const CALLING_SK: &str = "CALLING";
+const CALLED_SK: &str = "CALLED";
 pub fn history_gsi_pk(number: &PhoneNumber) -> String {
     format!("HISTORY#{number}")
 }
@@ -116,8 +118,9 @@ impl Store {
                     Ingested::EventIdConflict
                 });
             }
-            if code(1) == "ConditionalCheckFailed" {
-                let old = reasons[1].item().cloned().map(Item);
+            if let Some(refused) = (1..reasons.len()).find(|&i| code(i) == "ConditionalCheckFailed")
+            {
+                let old = reasons[refused].item().cloned().map(Item);
                 let numbers_agree = old.as_ref().is_some_and(|i| {
                     i.opt_string(CALLING) == Some(event.calling.as_str())
                         && i.opt_string(CALLED) == Some(event.called.as_str())
@@ -174,7 +177,7 @@ impl Store {
             let check = ConditionCheck::builder()
                 .table_name(self.table())
                 .key(PK, s(call_pk(&event.call_id)))
-                .key(SK, s(CALL_SK))
+                .key(SK, s(CALLING_SK))
                 .condition_expression(numbers_agree)
                 .expression_attribute_names("#calling", CALLING)
                 .expression_attribute_names("#called", CALLED)
@@ -188,22 +191,14 @@ impl Store {
             items.push(TransactWriteItem::builder().condition_check(check).build());
             return Ok(items);
         }
-        let summary = self
-            .record_update(event, &call_pk(&event.call_id), CALL_SK, None)
-            .condition_expression(format!(
-                "{numbers_agree} AND (attribute_not_exists(#field) OR #field > :time)"
-            ))
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
-            .build()
-            .map_err(built)?;
-        items.push(TransactWriteItem::builder().update(summary).build());
-        for party in [&event.calling, &event.called] {
+        for (sk, party) in [(CALLING_SK, &event.calling), (CALLED_SK, &event.called)] {
             let update = self
-                .record_update(
-                    event,
-                    &call_pk(&event.call_id),
-                    &party_sk(party),
-                    Some(party),
+                .record_update(event, sk, party)
+                .condition_expression(format!(
+                    "{numbers_agree} AND (attribute_not_exists(#field) OR #field > :time)"
+                ))
+                .return_values_on_condition_check_failure(
+                    ReturnValuesOnConditionCheckFailure::AllOld,
                 )
                 .build()
                 .map_err(built)?;
@@ -212,52 +207,44 @@ impl Store {
         Ok(items)
     }
 
-    /// The update that writes the event's time and the call's numbers into a record item; for
-    /// a party's item also its place in that party's history.
+    /// The update that writes the event's time and the call's numbers into one party's record,
+    /// and the record's place in that party's history.
     fn record_update(
         &self,
         event: &CallEvent,
-        pk: &str,
         sk: &str,
-        party: Option<&PhoneNumber>,
+        party: &PhoneNumber,
     ) -> aws_sdk_dynamodb::types::builders::UpdateBuilder {
-        let mut sets = vec![
-            "#call_id = :call_id",
-            "#calling = :calling",
-            "#called = :called",
-            "#field = :time",
-        ];
-        let mut update = Update::builder()
+        // The call sorts under its INITIATE time; until that arrives, under the time of the
+        // first event seen.
+        let sort_key = if event.kind == EventKind::Initiate {
+            "#gsk = :gsk"
+        } else {
+            "#gsk = if_not_exists(#gsk, :gsk)"
+        };
+        Update::builder()
             .table_name(self.table())
-            .key(PK, s(pk))
+            .key(PK, s(call_pk(&event.call_id)))
             .key(SK, s(sk))
+            .update_expression(format!(
+                "SET #call_id = :call_id, #calling = :calling, #called = :called, \
+                 #field = :time, #gpk = :gpk, {sort_key}"
+            ))
             .expression_attribute_names("#call_id", CALL_ID)
             .expression_attribute_names("#calling", CALLING)
             .expression_attribute_names("#called", CALLED)
             .expression_attribute_names("#field", field(event.kind))
+            .expression_attribute_names("#gpk", GSI1_PK)
+            .expression_attribute_names("#gsk", GSI1_SK)
             .expression_attribute_values(":call_id", s(event.call_id.as_str()))
             .expression_attribute_values(":calling", s(event.calling.as_str()))
             .expression_attribute_values(":called", s(event.called.as_str()))
-            .expression_attribute_values(":time", millis_av(event.created_at));
-        if let Some(party) = party {
-            // The call sorts under its INITIATE time; until that arrives, under the time of
-            // the first event seen.
-            sets.push("#gpk = :gpk");
-            sets.push(if event.kind == EventKind::Initiate {
-                "#gsk = :gsk"
-            } else {
-                "#gsk = if_not_exists(#gsk, :gsk)"
-            });
-            update = update
-                .expression_attribute_names("#gpk", GSI1_PK)
-                .expression_attribute_names("#gsk", GSI1_SK)
-                .expression_attribute_values(":gpk", s(history_gsi_pk(party)))
-                .expression_attribute_values(
-                    ":gsk",
-                    s(history_gsi_sk(event.created_at, &event.call_id)),
-                );
-        }
-        update.update_expression(format!("SET {}", sets.join(", ")))
+            .expression_attribute_values(":time", millis_av(event.created_at))
+            .expression_attribute_values(":gpk", s(history_gsi_pk(party)))
+            .expression_attribute_values(
+                ":gsk",
+                s(history_gsi_sk(event.created_at, &event.call_id)),
+            )
     }
 
     /// One page of a number's calls, newest first: exactly one Query. It asks for one row

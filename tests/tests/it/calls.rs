@@ -495,6 +495,14 @@ async fn conflicting_events_are_409_and_change_nothing() {
     assert_eq!(reply.status, 409);
     assert_eq!(reply.body["error"], "call_numbers_conflict");
 
+    // The same two numbers the other way round are other numbers too.
+    let mut swapped = event_json(&call.events[1]);
+    swapped["calling_number"] = json!(numbers[1]);
+    swapped["called_number"] = json!(numbers[0]);
+    let reply = app.post_events(&swapped).await;
+    assert_eq!(reply.status, 409);
+    assert_eq!(reply.body["error"], "call_numbers_conflict");
+
     assert!(all_rows(&app, &numbers[2], &[], 50).await.is_empty());
     let rows = all_rows(&app, &numbers[0], &[], 50).await;
     assert_eq!(rows.len(), 1);
