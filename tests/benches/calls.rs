@@ -113,6 +113,28 @@ struct Bench {
 }
 
 impl Bench {
+    /// Starts a phase: the DynamoDB count from here on is the phase's.
+    fn start(&self) -> Instant {
+        self.dynamo.take();
+        Instant::now()
+    }
+
+    fn finish(
+        &self,
+        name: &str,
+        started: Instant,
+        latencies: Vec<Duration>,
+        events: usize,
+    ) -> Phase {
+        Phase {
+            name: name.into(),
+            latencies,
+            wall: started.elapsed(),
+            events,
+            calls: self.dynamo.take(),
+        }
+    }
+
     async fn send(&self, method: &str, path: &str, query: &str, body: Vec<u8>) -> (u16, Value) {
         let event = GatewayEvent {
             method: method.into(),
@@ -150,8 +172,7 @@ impl Bench {
         per_request: usize,
         in_flight: usize,
     ) -> Phase {
-        self.dynamo.take();
-        let started = Instant::now();
+        let started = self.start();
         let latencies = futures::stream::iter(events.chunks(per_request))
             .map(|chunk| async move {
                 let body = if per_request == 1 {
@@ -172,13 +193,7 @@ impl Bench {
             .buffer_unordered(in_flight)
             .collect::<Vec<_>>()
             .await;
-        Phase {
-            name: name.into(),
-            latencies,
-            wall: started.elapsed(),
-            events: events.len(),
-            calls: self.dynamo.take(),
-        }
+        self.finish(name, started, latencies, events.len())
     }
 
     /// Reads `pages` pages of the history one after another, following the cursor (`None`:
@@ -191,8 +206,7 @@ impl Bench {
         pages: Option<usize>,
     ) -> (Phase, usize) {
         let path = format!("/calls/history/{}", number.as_str());
-        self.dynamo.take();
-        let started = Instant::now();
+        let started = self.start();
         let (mut latencies, mut rows, mut cursor) = (Vec::new(), 0, None::<String>);
         loop {
             let mut q = query.to_owned();
@@ -209,20 +223,12 @@ impl Bench {
                 break;
             }
         }
-        let phase = Phase {
-            name: name.into(),
-            latencies,
-            wall: started.elapsed(),
-            events: 0,
-            calls: self.dynamo.take(),
-        };
-        (phase, rows)
+        (self.finish(name, started, latencies, 0), rows)
     }
 
     /// The same GET `times` times, one after another.
     async fn repeat(&self, name: &str, path: &str, query: &str, times: usize) -> Phase {
-        self.dynamo.take();
-        let started = Instant::now();
+        let started = self.start();
         let mut latencies = Vec::with_capacity(times);
         for _ in 0..times {
             let t = Instant::now();
@@ -230,13 +236,7 @@ impl Bench {
             latencies.push(t.elapsed());
             assert_eq!(status, 200, "{reply}");
         }
-        Phase {
-            name: name.into(),
-            latencies,
-            wall: started.elapsed(),
-            events: 0,
-            calls: self.dynamo.take(),
-        }
+        self.finish(name, started, latencies, 0)
     }
 }
 

@@ -280,6 +280,13 @@ impl TestApp {
             .caller_id_of_call_to(phone)
             .expect("the phone was called")
     }
+
+    /// Asserts that `phone` was never called and has no session.
+    pub async fn assert_untouched(&self, phone: &PhoneNumber) {
+        assert_eq!(self.phone.calls_to(phone), 0, "{phone} was called");
+        let sessions = self.store.recent_sessions(phone, 5).await.unwrap();
+        assert!(sessions.is_empty(), "{phone} has a session");
+    }
 }
 
 /// A pool number that did not call `phone` (a wrong but well-formed caller ID).

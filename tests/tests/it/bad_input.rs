@@ -152,14 +152,7 @@ async fn request_refuses_bad_input_and_neither_calls_nor_counts() {
     assert_eq!(wrong_type.status, 400);
     assert_eq!(wrong_type.body["field"], "app_signature");
 
-    assert_eq!(app.phone.calls_to(&phone), 0);
-    assert!(
-        app.store
-            .recent_sessions(&phone, 5)
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    app.assert_untouched(&phone).await;
     // Every limit is at 1: the first valid request only passes if nothing was consumed.
     assert_eq!(app.post("/auth/request", &valid).await.status, 202);
 }

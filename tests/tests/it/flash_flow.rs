@@ -197,14 +197,7 @@ async fn a_country_outside_the_allowed_codes_is_refused_and_nothing_is_called() 
     let reply = app.request_call(&phone).await;
     assert_eq!(reply.status, 403);
     assert_eq!(reply.body["error"], "country_not_allowed");
-    assert_eq!(app.phone.calls_to(&phone), 0);
-    assert!(
-        app.store
-            .recent_sessions(&phone, 5)
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    app.assert_untouched(&phone).await;
 }
 
 #[tokio::test]
