@@ -11,7 +11,7 @@ use time::OffsetDateTime;
 
 use crate::clock::Clock;
 use crate::config::Config;
-use crate::http::{ApiError, bearer_token};
+use crate::http::{ApiError, ErrorCode, bearer_token};
 use crate::init::Init;
 use crate::phone::PhoneNumber;
 use crate::secrets::{Secrets, SecretsCache};
@@ -46,11 +46,8 @@ fn is_service_key(secrets: &Secrets, presented: &str) -> bool {
         .into()
 }
 
-fn unauthorized(code: &'static str, detail: &str) -> ApiError {
-    ApiError::Unauthorized {
-        code,
-        detail: detail.to_owned(),
-    }
+fn unauthorized(code: ErrorCode, detail: &str) -> ApiError {
+    ApiError::refused(code, detail)
 }
 
 /// What an endpoint needs to tell who is calling; built once per container.
@@ -65,13 +62,17 @@ impl Authenticator {
         Ok(Authenticator {
             config: init.config.clone(),
             clock: init.clock.clone(),
-            secrets: init.secrets().await?,
+            secrets: {
+                let secrets = init.secrets();
+                secrets.warm().await?;
+                secrets
+            },
         })
     }
 
     /// The caller of `req`, and the secret it was checked against (for keys derived from it).
     pub async fn caller(&self, req: &Request) -> Result<(Caller, Arc<Secrets>), ApiError> {
-        let secrets = self.secrets.get().await;
+        let secrets = self.secrets.get().await?;
         let caller = authenticate(req, &secrets, &self.config, self.clock.now())?;
         Ok((caller, secrets))
     }
@@ -85,7 +86,7 @@ pub fn authenticate(
 ) -> Result<Caller, ApiError> {
     let Some(presented) = bearer_token(req) else {
         return Err(unauthorized(
-            "missing_credentials",
+            ErrorCode::MissingCredentials,
             "send Authorization: Bearer <service key or access token>",
         ));
     };
@@ -95,11 +96,11 @@ pub fn authenticate(
     match token::verify(secrets, config, presented, now) {
         Ok(phone) => Ok(Caller::Phone(phone)),
         Err(TokenError::Expired) => Err(unauthorized(
-            "token_expired",
+            ErrorCode::TokenExpired,
             "the access token has expired",
         )),
         Err(TokenError::Invalid) => Err(unauthorized(
-            "invalid_credentials",
+            ErrorCode::InvalidCredentials,
             "the credentials are not valid",
         )),
     }
@@ -109,10 +110,10 @@ pub fn authenticate(
 pub fn require_service(caller: &Caller) -> Result<(), ApiError> {
     match caller {
         Caller::Service => Ok(()),
-        Caller::Phone(_) => Err(ApiError::Forbidden {
-            code: "service_key_required",
-            detail: "this endpoint takes a service API key".into(),
-        }),
+        Caller::Phone(_) => Err(ApiError::refused(
+            ErrorCode::ServiceKeyRequired,
+            "this endpoint takes a service API key",
+        )),
     }
 }
 
@@ -121,10 +122,10 @@ pub fn require_service_or_owner(caller: &Caller, number: &PhoneNumber) -> Result
     match caller {
         Caller::Service => Ok(()),
         Caller::Phone(own) if own == number => Ok(()),
-        Caller::Phone(_) => Err(ApiError::Forbidden {
-            code: "not_your_number",
-            detail: "an access token only opens its own number's history".into(),
-        }),
+        Caller::Phone(_) => Err(ApiError::refused(
+            ErrorCode::NotYourNumber,
+            "an access token only opens its own number's history",
+        )),
     }
 }
 

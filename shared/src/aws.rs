@@ -5,22 +5,24 @@ use std::time::Duration;
 use aws_config::{BehaviorVersion, retry::RetryConfig, timeout::TimeoutConfig};
 use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
 
+use crate::config::Config;
+
 /// Loads the SDK configuration once per container. Endpoints come from the SDK's own
 /// variables (`AWS_ENDPOINT_URL_DYNAMODB`, `AWS_ENDPOINT_URL_SECRETS_MANAGER`), which is how
 /// the local stack is reached without a code path of its own.
-pub async fn sdk_config() -> aws_config::SdkConfig {
+pub async fn sdk_config(config: &Config) -> aws_config::SdkConfig {
     let http_client = aws_smithy_http_client::Builder::new()
         .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
         .build_https();
-    // API Gateway gives up after 30 s; an unreachable endpoint must fail in a few seconds,
-    // not after the SDK's default retries.
+    // API Gateway gives up after 30 s; an unreachable or frozen endpoint must be a 503 in a
+    // few seconds, not a hang through the SDK's default retries.
     let timeouts = TimeoutConfig::builder()
-        .connect_timeout(Duration::from_millis(1_000))
-        .operation_attempt_timeout(Duration::from_millis(2_500))
-        .operation_timeout(Duration::from_millis(6_000))
+        .connect_timeout(config.aws_connect_timeout)
+        .operation_attempt_timeout(config.aws_attempt_timeout)
+        .operation_timeout(config.aws_operation_timeout)
         .build();
     let retries = RetryConfig::standard()
-        .with_max_attempts(3)
+        .with_max_attempts(config.aws_max_attempts)
         .with_initial_backoff(Duration::from_millis(25));
     aws_config::defaults(BehaviorVersion::latest())
         .http_client(http_client)

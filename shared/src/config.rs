@@ -31,6 +31,12 @@ pub struct Config {
     pub twilio_connect_timeout: Duration,
     pub twilio_request_timeout: Duration,
     pub twilio_max_retries: u32,
+    /// AWS calls (DynamoDB, Secrets Manager): connecting, one attempt, and the whole operation
+    /// with its retries. An unreachable or frozen dependency answers 503 within the last.
+    pub aws_connect_timeout: Duration,
+    pub aws_attempt_timeout: Duration,
+    pub aws_operation_timeout: Duration,
+    pub aws_max_attempts: u32,
     /// Whether the gateway that only logs calls may be used inside Lambda.
     pub allow_logging_gateway: bool,
     /// Set when running inside AWS Lambda.
@@ -95,6 +101,22 @@ impl Config {
                 100..=30_000,
             )),
             twilio_max_retries: env.number("TWILIO_MAX_RETRIES", 2, 0..=5),
+            aws_connect_timeout: Duration::from_millis(env.number(
+                "AWS_CONNECT_TIMEOUT_MS",
+                500,
+                50..=10_000,
+            )),
+            aws_attempt_timeout: Duration::from_millis(env.number(
+                "AWS_ATTEMPT_TIMEOUT_MS",
+                1_500,
+                50..=30_000,
+            )),
+            aws_operation_timeout: Duration::from_millis(env.number(
+                "AWS_OPERATION_TIMEOUT_MS",
+                3_000,
+                100..=30_000,
+            )),
+            aws_max_attempts: env.number("AWS_MAX_ATTEMPTS", 3, 1..=10),
             allow_logging_gateway: env.boolean("ALLOW_LOGGING_GATEWAY", false),
             in_lambda: env.vars.contains_key("AWS_LAMBDA_FUNCTION_NAME"),
         };

@@ -1,6 +1,6 @@
 //! `Init`: what a container builds once before its first request (configuration, SDK
-//! configuration, DynamoDB client, clock) and shares between endpoints: the secret and the
-//! telephony gateway.
+//! configuration, DynamoDB client, clock, the secret's cache) and shares between endpoints,
+//! with the telephony gateway built on first use.
 
 use std::sync::Arc;
 
@@ -11,30 +11,36 @@ use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::secrets::SecretsCache;
 use crate::store::Store;
-use crate::telephony::{LoggingGateway, TelephonyGateway, TwilioGateway};
+use crate::telephony::{ConfiguredGateway, TelephonyGateway};
 
 pub struct Init {
     pub config: Arc<Config>,
     pub clock: Arc<dyn Clock>,
-    sdk: aws_config::SdkConfig,
     dynamodb: aws_sdk_dynamodb::Client,
-    secrets: OnceCell<Arc<SecretsCache>>,
+    sdk: aws_config::SdkConfig,
+    secrets: Arc<SecretsCache>,
     telephony: OnceCell<Arc<dyn TelephonyGateway>>,
 }
 
 impl Init {
     pub async fn from_env() -> anyhow::Result<Self> {
         let config = Config::from_env()?;
-        Ok(Self::new(config, crate::aws::sdk_config().await))
+        let sdk = crate::aws::sdk_config(&config).await;
+        Ok(Self::new(config, sdk))
     }
 
     pub fn new(config: Config, sdk: aws_config::SdkConfig) -> Self {
+        let secrets = Arc::new(SecretsCache::new(
+            aws_sdk_secretsmanager::Client::new(&sdk),
+            &config.secret_id,
+            config.secret_refresh_interval,
+        ));
         Init {
             config: Arc::new(config),
             clock: Arc::new(SystemClock),
             dynamodb: aws_sdk_dynamodb::Client::new(&sdk),
             sdk,
-            secrets: OnceCell::new(),
+            secrets,
             telephony: OnceCell::new(),
         }
     }
@@ -66,8 +72,8 @@ impl Init {
     }
 
     /// Replaces the secret source (tests).
-    pub fn with_secrets(self, secrets: Arc<SecretsCache>) -> Self {
-        let _ = self.secrets.set(secrets);
+    pub fn with_secrets(mut self, secrets: Arc<SecretsCache>) -> Self {
+        self.secrets = secrets;
         self
     }
 
@@ -75,45 +81,21 @@ impl Init {
         Store::new(self.dynamodb.clone(), &self.config.table_name)
     }
 
-    /// The secret, read on first use and shared by every endpoint of the process. A missing or
-    /// malformed secret is an init error that names the problem, never a value.
-    pub async fn secrets(&self) -> anyhow::Result<Arc<SecretsCache>> {
-        self.secrets
-            .get_or_try_init(|| async {
-                let client = aws_sdk_secretsmanager::Client::new(&self.sdk);
-                let cache = SecretsCache::load(
-                    client,
-                    &self.config.secret_id,
-                    self.config.secret_refresh_interval,
-                )
-                .await?;
-                anyhow::Ok(Arc::new(cache))
-            })
-            .await
-            .cloned()
+    /// The secret's cache, shared by every endpoint of the process. An endpoint that needs the
+    /// secret warms it in its `init` ([`SecretsCache::warm`]).
+    pub fn secrets(&self) -> Arc<SecretsCache> {
+        self.secrets.clone()
     }
 
-    /// Twilio when the secret holds its credentials; otherwise the logging gateway, which is
-    /// refused inside Lambda unless `ALLOW_LOGGING_GATEWAY` is set: a production function that
-    /// silently dials nobody would be an outage nobody sees.
+    /// The gateway that places calls: Twilio when the secret holds its credentials, otherwise
+    /// the logging gateway (refused inside Lambda unless `ALLOW_LOGGING_GATEWAY` is set: a
+    /// production function that silently dials nobody would be an outage nobody sees).
     pub async fn telephony(&self) -> anyhow::Result<Arc<dyn TelephonyGateway>> {
         self.telephony
             .get_or_try_init(|| async {
-                let secrets = self.secrets().await?;
-                let gateway: Arc<dyn TelephonyGateway> = if secrets.get().await.twilio.is_some() {
-                    Arc::new(TwilioGateway::new(&self.config, secrets).context("Twilio client")?)
-                } else if self.config.in_lambda && !self.config.allow_logging_gateway {
-                    anyhow::bail!(
-                        "secret {} has no twilio_account_sid/twilio_auth_token, and the logging \
-                         gateway (which dials nothing) is refused inside Lambda unless \
-                         ALLOW_LOGGING_GATEWAY=true",
-                        self.config.secret_id
-                    );
-                } else {
-                    tracing::warn!("no Twilio credentials: flash calls are logged, not dialed");
-                    Arc::new(LoggingGateway)
-                };
-                anyhow::Ok(gateway)
+                let gateway = ConfiguredGateway::new(&self.config, self.secrets())
+                    .context("the telephony gateway")?;
+                anyhow::Ok(Arc::new(gateway) as Arc<dyn TelephonyGateway>)
             })
             .await
             .cloned()

@@ -4,9 +4,11 @@
 
 pub mod auth;
 pub mod aws;
+pub mod call;
 pub mod calls;
 pub mod clock;
 pub mod config;
+pub mod endpoints;
 pub mod flash_call;
 pub mod http;
 pub mod init;

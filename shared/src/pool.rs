@@ -8,21 +8,21 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 use crate::phone::PhoneNumber;
-use crate::store::{Store, StoreError};
+use crate::store::{Pool, StoreError};
 
 pub struct SourcePool {
-    store: Store,
+    store: Pool,
     ttl: Duration,
     cached: Mutex<Option<(Instant, Arc<Vec<PhoneNumber>>)>>,
     rng: Mutex<StdRng>,
 }
 
 impl SourcePool {
-    pub fn new(store: Store, ttl: Duration) -> Self {
+    pub fn new(store: Pool, ttl: Duration) -> Self {
         Self::with_rng(store, ttl, StdRng::from_os_rng())
     }
 
-    pub fn with_rng(store: Store, ttl: Duration, rng: StdRng) -> Self {
+    pub fn with_rng(store: Pool, ttl: Duration, rng: StdRng) -> Self {
         SourcePool {
             store,
             ttl,
@@ -54,7 +54,7 @@ impl SourcePool {
         }
         let numbers: Arc<Vec<PhoneNumber>> = Arc::new(
             self.store
-                .pool()
+                .entries()
                 .await?
                 .into_iter()
                 .filter(|e| e.active)

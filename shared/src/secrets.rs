@@ -25,6 +25,9 @@ pub struct TwilioCredentials {
 
 #[derive(Debug, thiserror::Error)]
 pub enum SecretsError {
+    /// Secrets Manager cannot be reached, timed out or throttled: retryable.
+    #[error("secret {secret_id} is unavailable: {cause}")]
+    Unavailable { secret_id: String, cause: String },
     #[error("secret {secret_id} could not be read: {cause}")]
     Unreadable { secret_id: String, cause: String },
     #[error("secret {secret_id} has no SecretString (binary secrets are not supported)")]
@@ -155,74 +158,112 @@ enum Source {
 }
 
 /// The secret as this container knows it: loaded once, refreshed after `refresh_interval` so
-/// that a rotation reaches warm containers; a failed refresh keeps the last good value.
+/// that a rotation reaches warm containers; a failed refresh keeps the last good value. A
+/// container that could not reach Secrets Manager at its start loads the secret on first use,
+/// and answers 503 until it can.
 pub struct SecretsCache {
     source: Source,
     refresh_interval: Duration,
-    current: RwLock<(Arc<Secrets>, Instant)>,
+    current: RwLock<Option<(Arc<Secrets>, Instant)>>,
     refreshing: tokio::sync::Mutex<()>,
 }
 
 impl SecretsCache {
-    pub async fn load(
+    /// A cache of the secret `secret_id`; nothing is read yet (see [`SecretsCache::warm`]).
+    pub fn new(
         client: aws_sdk_secretsmanager::Client,
         secret_id: &str,
         refresh_interval: Duration,
-    ) -> Result<Self, SecretsError> {
-        let secrets = fetch(&client, secret_id).await?;
-        Ok(SecretsCache {
+    ) -> Self {
+        SecretsCache {
             source: Source::SecretsManager {
                 client,
                 secret_id: secret_id.to_owned(),
             },
             refresh_interval,
-            current: RwLock::new((Arc::new(secrets), Instant::now())),
+            current: RwLock::new(None),
             refreshing: tokio::sync::Mutex::new(()),
-        })
+        }
     }
 
     pub fn fixed(secrets: Secrets) -> Self {
         SecretsCache {
             source: Source::Fixed,
             refresh_interval: Duration::MAX,
-            current: RwLock::new((Arc::new(secrets), Instant::now())),
+            current: RwLock::new(Some((Arc::new(secrets), Instant::now()))),
             refreshing: tokio::sync::Mutex::new(()),
         }
     }
 
-    pub async fn get(&self) -> Arc<Secrets> {
-        let (secrets, loaded_at) = self.snapshot();
+    /// Loads the secret at a container's start. A secret that is missing, unreadable or
+    /// malformed is an error (the cold start fails and names the problem); one that cannot be
+    /// reached now is logged and loaded on first use.
+    pub async fn warm(&self) -> Result<(), SecretsError> {
+        match self.get().await {
+            Ok(_) => Ok(()),
+            Err(error @ SecretsError::Unavailable { .. }) => {
+                tracing::warn!(%error, "secret not loaded at start; it is loaded on first use");
+                Ok(())
+            }
+            Err(error) => Err(error),
+        }
+    }
+
+    /// The secret, if it was ever loaded, without any I/O.
+    pub fn loaded(&self) -> Option<Arc<Secrets>> {
+        self.snapshot().map(|(secrets, _)| secrets)
+    }
+
+    /// The current secret, refreshed when it is older than the refresh interval.
+    pub async fn get(&self) -> Result<Arc<Secrets>, SecretsError> {
+        let snapshot = self.snapshot();
         let Source::SecretsManager { client, secret_id } = &self.source else {
-            return secrets;
+            return snapshot
+                .map(|(secrets, _)| secrets)
+                .ok_or_else(|| SecretsError::NotAString {
+                    secret_id: "fixed".into(),
+                });
         };
-        if loaded_at.elapsed() < self.refresh_interval {
-            return secrets;
-        }
-        // One refresh at a time; everyone else keeps using the current value meanwhile.
-        let Ok(_guard) = self.refreshing.try_lock() else {
-            return secrets;
-        };
-        match fetch(client, secret_id).await {
-            Ok(fresh) => {
-                let fresh = Arc::new(fresh);
-                self.store((fresh.clone(), Instant::now()));
-                fresh
+        match snapshot {
+            Some((secrets, loaded_at)) if loaded_at.elapsed() < self.refresh_interval => {
+                return Ok(secrets);
             }
-            Err(error) => {
-                tracing::warn!(%error, "secret refresh failed; keeping the cached secret");
-                self.store((secrets.clone(), Instant::now()));
-                secrets
+            Some((secrets, _)) => {
+                // One refresh at a time; everyone else keeps using the current value meanwhile.
+                let Ok(_guard) = self.refreshing.try_lock() else {
+                    return Ok(secrets);
+                };
+                match fetch(client, secret_id).await {
+                    Ok(fresh) => Ok(self.store(fresh)),
+                    Err(error) => {
+                        tracing::warn!(%error, "secret refresh failed; keeping the cached secret");
+                        *self.current.write().unwrap_or_else(|p| p.into_inner()) =
+                            Some((secrets.clone(), Instant::now()));
+                        Ok(secrets)
+                    }
+                }
+            }
+            None => {
+                // Never loaded: every request waits for one load and shares it.
+                let _guard = self.refreshing.lock().await;
+                if let Some((secrets, _)) = self.snapshot() {
+                    return Ok(secrets);
+                }
+                Ok(self.store(fetch(client, secret_id).await?))
             }
         }
     }
 
-    fn snapshot(&self) -> (Arc<Secrets>, Instant) {
+    fn snapshot(&self) -> Option<(Arc<Secrets>, Instant)> {
         let guard = self.current.read().unwrap_or_else(|p| p.into_inner());
-        (guard.0.clone(), guard.1)
+        guard.clone()
     }
 
-    fn store(&self, value: (Arc<Secrets>, Instant)) {
-        *self.current.write().unwrap_or_else(|p| p.into_inner()) = value;
+    fn store(&self, fresh: Secrets) -> Arc<Secrets> {
+        let fresh = Arc::new(fresh);
+        *self.current.write().unwrap_or_else(|p| p.into_inner()) =
+            Some((fresh.clone(), Instant::now()));
+        fresh
     }
 }
 
@@ -230,14 +271,39 @@ async fn fetch(
     client: &aws_sdk_secretsmanager::Client,
     secret_id: &str,
 ) -> Result<Secrets, SecretsError> {
+    use aws_sdk_secretsmanager::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
     let output = client
         .get_secret_value()
         .secret_id(secret_id)
         .send()
         .await
-        .map_err(|e| SecretsError::Unreadable {
-            secret_id: secret_id.to_owned(),
-            cause: aws_sdk_secretsmanager::error::DisplayErrorContext(e).to_string(),
+        .map_err(|e| {
+            let secret_id = secret_id.to_owned();
+            match &e {
+                SdkError::TimeoutError(_)
+                | SdkError::DispatchFailure(_)
+                | SdkError::ResponseError(_) => SecretsError::Unavailable {
+                    secret_id,
+                    cause: DisplayErrorContext(&e).to_string(),
+                },
+                SdkError::ServiceError(ctx)
+                    if ctx.raw().status().is_server_error()
+                        || ctx.err().code() == Some("ThrottlingException") =>
+                {
+                    SecretsError::Unavailable {
+                        secret_id,
+                        cause: format!("HTTP {}", ctx.raw().status().as_u16()),
+                    }
+                }
+                SdkError::ServiceError(ctx) => SecretsError::Unreadable {
+                    secret_id,
+                    cause: ctx.err().code().unwrap_or("unknown error").to_owned(),
+                },
+                _ => SecretsError::Unreadable {
+                    secret_id,
+                    cause: DisplayErrorContext(&e).to_string(),
+                },
+            }
         })?;
     let text = output
         .secret_string()

@@ -21,7 +21,7 @@ use devstack::traffic::{Generator, event_json};
 use devstack::{GatewayEvent, LocalApi};
 use futures::StreamExt;
 use serde_json::Value;
-use shared::calls::CallEvent;
+use shared::call::CallEvent;
 use shared::phone::PhoneNumber;
 
 /// DynamoDB requests sent, by operation (retries included: each attempt is a request).

@@ -28,6 +28,10 @@ pub const APP_SIGNATURE: &str = "local-dev-signature";
 
 /// Settings under which most tests run: limits out of the way unless a test sets them.
 const TEST_DEFAULTS: &[(&str, &str)] = &[
+    // DynamoDB Local shares two cores with the whole test run: a slow answer is not an outage
+    // here (the outage tests set their own short timeouts).
+    ("AWS_ATTEMPT_TIMEOUT_MS", "5000"),
+    ("AWS_OPERATION_TIMEOUT_MS", "12000"),
     ("MAX_REQUESTS_PER_PHONE_PER_DAY", "10000"),
     ("MAX_REQUESTS_PER_IP_PER_HOUR", "1000000"),
     ("REQUEST_COOLDOWN_SECONDS", "0"),
@@ -101,7 +105,9 @@ pub async fn init(overrides: &[(&str, &str)]) -> (Init, Arc<ManualClock>, Arc<Ph
     shared::tls::install_crypto_provider();
     let clock = Arc::new(ManualClock::starting_at(time::OffsetDateTime::now_utc()));
     let phone = Arc::new(Phone::default());
-    let init = Init::new(config(overrides), shared::aws::sdk_config().await)
+    let config = config(overrides);
+    let sdk = shared::aws::sdk_config(&config).await;
+    let init = Init::new(config, sdk)
         .with_clock(clock.clone())
         .with_telephony(phone.clone());
     (init, clock, phone)
@@ -284,7 +290,12 @@ impl TestApp {
     /// Asserts that `phone` was never called and has no session.
     pub async fn assert_untouched(&self, phone: &PhoneNumber) {
         assert_eq!(self.phone.calls_to(phone), 0, "{phone} was called");
-        let sessions = self.store.recent_sessions(phone, 5).await.unwrap();
+        let sessions = self
+            .store
+            .sessions()
+            .recent_sessions(phone, 5)
+            .await
+            .unwrap();
         assert!(sessions.is_empty(), "{phone} has a session");
     }
 }

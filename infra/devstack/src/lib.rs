@@ -8,5 +8,5 @@ mod server;
 pub mod traffic;
 
 pub use event::{GatewayEvent, gateway_request};
-pub use routes::{LocalApi, ROUTES};
+pub use routes::{GATEWAY_MAX_REQUEST_LINE, LocalApi};
 pub use server::serve;

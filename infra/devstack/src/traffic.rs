@@ -5,7 +5,7 @@
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
-use shared::calls::{CallEvent, CallId, CallRecord, EventId, EventKind};
+use shared::call::{CallEvent, CallId, CallRecord, EventId, EventKind};
 use shared::phone::PhoneNumber;
 use time::{Duration, OffsetDateTime};
 

@@ -4,13 +4,15 @@ use futures::StreamExt;
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
 use serde::Serialize;
-use serde_json::Value;
+use serde_json::{Map, Value};
+use time::OffsetDateTime;
 
-use super::event::{CallEvent, EventInput};
 use crate::auth::{Authenticator, require_service};
-use crate::http::{ApiError, Endpoint, from_value, json, json_value};
+use crate::call::{CallEvent, EventInput};
+use crate::clock::Clock;
+use crate::http::{ApiError, Endpoint, ErrorCode, Route, from_value, json, json_value};
 use crate::init::Init;
-use crate::store::Store;
+use crate::store::Calls;
 use crate::store::calls::Ingested;
 
 pub const MAX_BATCH: usize = 100;
@@ -20,9 +22,12 @@ const BATCH_CONCURRENCY: usize = 16;
 
 pub struct CallEventEndpoint {
     auth: Authenticator,
-    store: Store,
+    clock: std::sync::Arc<dyn Clock>,
+    calls: Calls,
 }
 
+/// One batch item's answer: its index and id, its result, and for a rejected item its status
+/// and the error body a single request would have got.
 #[derive(Debug, Serialize)]
 struct ItemResult {
     index: usize,
@@ -32,12 +37,8 @@ struct ItemResult {
     result: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     status: Option<u16>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    error: Option<&'static str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    field: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    detail: Option<String>,
+    #[serde(flatten)]
+    error: Map<String, Value>,
 }
 
 #[derive(Debug, Serialize)]
@@ -50,21 +51,28 @@ struct BatchResult {
 
 impl Endpoint for CallEventEndpoint {
     const NAME: &'static str = "call-event";
+    const ROUTES: &'static [Route] = &[Route::post("/calls/events")];
 
     async fn init(init: &Init) -> anyhow::Result<Self> {
         Ok(CallEventEndpoint {
             auth: Authenticator::new(init).await?,
-            store: init.store(),
+            clock: init.clock.clone(),
+            calls: init.store().calls(),
         })
     }
 
-    async fn handle(&self, req: Request) -> Result<Response<Body>, ApiError> {
+    async fn handle(
+        &self,
+        _route: &'static Route,
+        req: Request,
+    ) -> Result<Response<Body>, ApiError> {
         let (caller, _) = self.auth.caller(&req).await?;
         require_service(&caller)?;
+        let now = self.clock.now();
         match json_value(&req)? {
-            Value::Array(items) => self.batch(items).await,
+            Value::Array(items) => self.batch(items, now).await,
             single @ Value::Object(_) => {
-                let event = parse(single)?;
+                let event = parse(single, now)?;
                 let result = self.ingest(&event).await?;
                 let body =
                     serde_json::json!({"event_id": event.event_id.as_str(), "result": result});
@@ -77,48 +85,58 @@ impl Endpoint for CallEventEndpoint {
     }
 }
 
-fn parse(value: Value) -> Result<CallEvent, ApiError> {
+fn parse(value: Value, now: OffsetDateTime) -> Result<CallEvent, ApiError> {
     let input: EventInput = from_value(value)?;
-    CallEvent::try_from(input).map_err(|(field, detail)| ApiError::field(field, detail))
+    CallEvent::from_input(input, now).map_err(|(field, detail)| ApiError::field(field, detail))
 }
 
 impl CallEventEndpoint {
     /// `accepted` or `duplicate`, or the error that refused the event.
     async fn ingest(&self, event: &CallEvent) -> Result<&'static str, ApiError> {
-        match self.store.ingest_call_event(event).await? {
+        match self.calls.ingest_call_event(event).await? {
             Ingested::Accepted => Ok("accepted"),
             Ingested::Duplicate => Ok("duplicate"),
-            Ingested::EventIdConflict => Err(ApiError::Conflict {
-                code: "event_id_conflict",
-                detail: format!(
+            Ingested::EventIdConflict => Err(ApiError::refused(
+                ErrorCode::EventIdConflict,
+                format!(
                     "event {} was already posted with other content",
                     event.event_id
                 ),
-            }),
-            Ingested::NumbersConflict => Err(ApiError::Conflict {
-                code: "call_numbers_conflict",
-                detail: format!(
+            )),
+            Ingested::NumbersConflict => Err(ApiError::refused(
+                ErrorCode::CallNumbersConflict,
+                format!(
                     "the earlier events of call {} name other numbers",
                     event.call_id
                 ),
-            }),
+            )),
         }
     }
 
-    async fn batch(&self, items: Vec<Value>) -> Result<Response<Body>, ApiError> {
+    async fn batch(
+        &self,
+        items: Vec<Value>,
+        now: OffsetDateTime,
+    ) -> Result<Response<Body>, ApiError> {
         if items.is_empty() {
-            return Err(ApiError::InvalidBatch("the batch is empty".into()));
+            return Err(ApiError::refused(
+                ErrorCode::InvalidBatch,
+                "the batch is empty",
+            ));
         }
         if items.len() > MAX_BATCH {
-            return Err(ApiError::InvalidBatch(format!(
-                "a batch holds at most {MAX_BATCH} events, not {}",
-                items.len()
-            )));
+            return Err(ApiError::refused(
+                ErrorCode::InvalidBatch,
+                format!(
+                    "a batch holds at most {MAX_BATCH} events, not {}",
+                    items.len()
+                ),
+            ));
         }
         // Items are independent (a call's events commute), so they are written side by side;
         // `buffered` keeps the answers in the order of the items.
         let results: Vec<ItemResult> = futures::stream::iter(items.into_iter().enumerate())
-            .map(|(index, item)| self.item_result(index, item))
+            .map(|(index, item)| self.item_result(index, item, now))
             .buffered(BATCH_CONCURRENCY)
             .collect()
             .await;
@@ -133,12 +151,12 @@ impl CallEventEndpoint {
     }
 
     /// One batch item's answer: `accepted`, `duplicate`, or `rejected` with its error.
-    async fn item_result(&self, index: usize, item: Value) -> ItemResult {
+    async fn item_result(&self, index: usize, item: Value, now: OffsetDateTime) -> ItemResult {
         let event_id = item
             .get("event_id")
             .and_then(Value::as_str)
             .map(str::to_owned);
-        let outcome = match parse(item) {
+        let outcome = match parse(item, now) {
             Ok(event) => self.ingest(&event).await,
             Err(e) => Err(e),
         };
@@ -148,31 +166,18 @@ impl CallEventEndpoint {
                 event_id,
                 result,
                 status: None,
-                error: None,
-                field: None,
-                detail: None,
+                error: Map::new(),
             },
             Err(error) => {
-                if let ApiError::Internal(cause) = &error {
-                    tracing::error!(error = format!("{cause:#}"), index, "batch item failed");
+                if !error.status().is_client_error() {
+                    error.log();
                 }
-                let status = error.status().as_u16();
-                let field = match &error {
-                    ApiError::InvalidField { field, .. } => Some(field.clone()),
-                    _ => None,
-                };
-                let detail = match &error {
-                    ApiError::Internal(_) => "an internal error occurred".to_owned(),
-                    other => other.to_string(),
-                };
                 ItemResult {
                     index,
                     event_id,
                     result: "rejected",
-                    status: Some(status),
-                    error: Some(error.code()),
-                    field,
-                    detail: Some(detail),
+                    status: Some(error.status().as_u16()),
+                    error: error.body(),
                 }
             }
         }

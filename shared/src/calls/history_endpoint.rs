@@ -3,20 +3,21 @@
 use std::collections::BTreeMap;
 
 use lambda_http::http::StatusCode;
-use lambda_http::{Body, Request, RequestExt, Response};
+use lambda_http::{Body, Request, Response};
 use secrecy::ExposeSecret;
 use serde::Serialize;
 use serde_json::json;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use super::{CallRecord, Cursor, HistoryStatus, Outcome};
+use super::Cursor;
 use crate::auth::{Authenticator, require_service_or_owner};
+use crate::call::{CallRecord, HistoryStatus, Outcome};
 use crate::clock::rfc3339;
-use crate::http::{ApiError, Endpoint, json, path_param, query_param};
+use crate::http::{ApiError, Endpoint, Route, json, path_param, query_param};
 use crate::init::Init;
 use crate::phone::PhoneNumber;
-use crate::store::Store;
+use crate::store::Calls;
 use crate::store::calls::HistoryFilter;
 
 pub const DEFAULT_LIMIT: i32 = 50;
@@ -24,8 +25,11 @@ pub const MAX_LIMIT: i32 = 200;
 
 pub struct CallHistoryEndpoint {
     auth: Authenticator,
-    store: Store,
+    calls: Calls,
 }
+
+const HISTORY: Route = Route::get("/calls/history/{phone_number}");
+const STATS: Route = Route::get("/calls/history/{phone_number}/stats");
 
 #[derive(Debug, Serialize)]
 struct Row {
@@ -52,20 +56,25 @@ impl Row {
 
 impl Endpoint for CallHistoryEndpoint {
     const NAME: &'static str = "call-history";
+    const ROUTES: &'static [Route] = &[HISTORY, STATS];
 
     async fn init(init: &Init) -> anyhow::Result<Self> {
         Ok(CallHistoryEndpoint {
             auth: Authenticator::new(init).await?,
-            store: init.store(),
+            calls: init.store().calls(),
         })
     }
 
-    async fn handle(&self, req: Request) -> Result<Response<Body>, ApiError> {
+    async fn handle(
+        &self,
+        route: &'static Route,
+        req: Request,
+    ) -> Result<Response<Body>, ApiError> {
         let number = PhoneNumber::parse(&path_param(&req, "phone_number")?)
             .map_err(|e| ApiError::field("phone_number", e))?;
         let (caller, secrets) = self.auth.caller(&req).await?;
         require_service_or_owner(&caller, &number)?;
-        if req.raw_http_path().ends_with("/stats") {
+        if *route == STATS {
             return self.stats(&number).await;
         }
         let cursor_key = secrets.token_signing_key.expose_secret().as_bytes();
@@ -135,7 +144,7 @@ impl CallHistoryEndpoint {
             .transpose()?
             .map(|c| c.keys.into_iter().collect());
         let page = self
-            .store
+            .calls
             .history_page(number, &filter, limit, start)
             .await?;
         let results: Vec<Row> = page.records.iter().map(|r| Row::of(r, number)).collect();
@@ -152,7 +161,7 @@ impl CallHistoryEndpoint {
     }
 
     async fn stats(&self, number: &PhoneNumber) -> Result<Response<Body>, ApiError> {
-        let calls = self.store.all_calls(number).await?;
+        let calls = self.calls.all_calls(number).await?;
         let mut by_status: BTreeMap<&'static str, u64> =
             HistoryStatus::ALL.iter().map(|s| (s.label(), 0)).collect();
         let mut per_month: BTreeMap<String, u64> = BTreeMap::new();

@@ -8,20 +8,24 @@ use serde::{Deserialize, Serialize};
 
 use crate::clock::{Clock, rfc3339};
 use crate::config::Config;
-use crate::http::{ApiError, Endpoint, client_ip, json, json_body, public_base_url};
+use crate::http::{
+    ApiError, Endpoint, ErrorCode, OUTAGE_RETRY_AFTER_SECS, Route, client_ip, json, json_body,
+    public_base_url,
+};
 use crate::init::Init;
 use crate::phone::PhoneNumber;
 use crate::pool::SourcePool;
 use crate::secrets::SecretsCache;
 use crate::session::{CallStatus, Session, SessionId, SessionState};
-use crate::store::Store;
 use crate::store::rate_limits::Allowance;
-use crate::telephony::{FlashCall, TelephonyError, TelephonyGateway};
+use crate::store::{Limits, Sessions};
+use crate::telephony::{FlashCall, TelephonyError, TelephonyGateway, VOICE_STATUS_CALLBACK};
 
 pub struct RequestEndpoint {
     config: Arc<Config>,
     clock: Arc<dyn Clock>,
-    store: Store,
+    sessions: Sessions,
+    limits: Limits,
     secrets: Arc<SecretsCache>,
     pool: SourcePool,
     telephony: Arc<dyn TelephonyGateway>,
@@ -42,15 +46,24 @@ struct Accepted {
     detail: &'static str,
 }
 
+/// How long a client waits when the pool has no active number (an operator must act).
+const NO_POOL_RETRY_AFTER_SECS: u64 = 60;
+
 /// The longest app signature looked at; Android's SMS Retriever hashes are 11 characters.
 const MAX_SIGNATURE_LEN: usize = 256;
 
 impl Endpoint for RequestEndpoint {
     const NAME: &'static str = "request";
+    const ROUTES: &'static [Route] = &[Route::post("/auth/request")];
 
     async fn init(init: &Init) -> anyhow::Result<Self> {
-        let secrets = init.secrets().await?;
-        if init.config.require_app_signature && secrets.get().await.app_signatures.is_empty() {
+        let secrets = init.secrets();
+        secrets.warm().await?;
+        if init.config.require_app_signature
+            && secrets
+                .loaded()
+                .is_some_and(|s| s.app_signatures.is_empty())
+        {
             anyhow::bail!(
                 "REQUIRE_APP_SIGNATURE is true but secret {} has no app_signatures",
                 init.config.secret_id
@@ -58,29 +71,34 @@ impl Endpoint for RequestEndpoint {
         }
         let store = init.store();
         Ok(RequestEndpoint {
-            pool: SourcePool::new(store.clone(), init.config.pool_cache_ttl),
+            pool: SourcePool::new(store.pool(), init.config.pool_cache_ttl),
             telephony: init.telephony().await?,
             config: init.config.clone(),
             clock: init.clock.clone(),
-            store,
+            sessions: store.sessions(),
+            limits: store.limits(),
             secrets,
         })
     }
 
-    async fn handle(&self, req: Request) -> Result<Response<Body>, ApiError> {
+    async fn handle(
+        &self,
+        _route: &'static Route,
+        req: Request,
+    ) -> Result<Response<Body>, ApiError> {
         let body: RequestBody = json_body(&req)?;
         let phone = body.phone_number;
         self.check_app_signature(body.app_signature.as_deref())
             .await?;
         let allowed = &self.config.allowed_country_codes;
         if !allowed.is_empty() && !allowed.contains(&phone.country_code()) {
-            return Err(ApiError::Forbidden {
-                code: "country_not_allowed",
-                detail: format!(
+            return Err(ApiError::refused(
+                ErrorCode::CountryNotAllowed,
+                format!(
                     "phone numbers with country calling code +{} cannot be verified here",
                     phone.country_code()
                 ),
-            });
+            ));
         }
 
         let now = self.clock.now();
@@ -93,14 +111,15 @@ impl Endpoint for RequestEndpoint {
             per_ip_per_hour: self.config.max_requests_per_ip_per_hour,
             cooldown: self.config.request_cooldown,
         };
-        self.store.take_allowance(&allowance, now).await??;
+        self.limits.take_allowance(&allowance, now).await??;
 
         let Some(caller_id) = self.pool.pick(&phone).await? else {
             tracing::error!("the pool of source numbers has no active number");
             return Err(ApiError::Unavailable {
-                code: "no_pool_number",
+                code: ErrorCode::NoPoolNumber,
                 detail: "no number is available to place the call; try again later".into(),
-                retry_after_secs: None,
+                retry_after_secs: NO_POOL_RETRY_AFTER_SECS,
+                cause: None,
             });
         };
 
@@ -116,7 +135,7 @@ impl Endpoint for RequestEndpoint {
             call_sid: None,
             call_status: CallStatus::NotPlaced,
         };
-        self.store.put_session(&session).await?;
+        self.sessions.put_session(&session).await?;
         let base_url = public_base_url(&req, self.config.public_base_url.as_deref());
         self.place_call(&session, base_url.as_deref()).await?;
         tracing::info!(session_id = %session.id, phone = %session.phone.masked(), "flash call placed");
@@ -133,52 +152,67 @@ impl Endpoint for RequestEndpoint {
 }
 
 impl RequestEndpoint {
+    /// The app signature, checked against the secret. The secret is read even when signatures
+    /// are off: a request that cannot be served (Secrets Manager down) is refused before it
+    /// takes anything from the rate limits.
     async fn check_app_signature(&self, signature: Option<&str>) -> Result<(), ApiError> {
+        let secrets = self.secrets.get().await?;
         if !self.config.require_app_signature {
             return Ok(());
         }
         let Some(signature) = signature else {
             return Err(ApiError::field("app_signature", "is required"));
         };
-        if signature.len() > MAX_SIGNATURE_LEN
-            || !self.secrets.get().await.allows_app_signature(signature)
-        {
-            return Err(ApiError::Forbidden {
-                code: "app_signature_rejected",
-                detail: "the app signature is not allowed".into(),
-            });
+        if signature.len() > MAX_SIGNATURE_LEN || !secrets.allows_app_signature(signature) {
+            return Err(ApiError::refused(
+                ErrorCode::AppSignatureRejected,
+                "the app signature is not allowed",
+            ));
         }
         Ok(())
     }
 
-    /// Places the call; on failure the session is closed as failed so that it is never left
-    /// pending with no call behind it.
+    /// Places the call. Once the provider has it, the answer is 202 whatever happens next:
+    /// an error would invite a retry that rings the phone again, so a failure to store the
+    /// call's SID is only logged (the status callback can attach it later). A call that could
+    /// not be placed closes the session as failed, so that it is never left pending.
     async fn place_call(&self, session: &Session, base_url: Option<&str>) -> Result<(), ApiError> {
         let call = FlashCall {
             to: session.phone.clone(),
             from: session.caller_id.clone(),
-            status_callback: base_url
-                .map(|base| format!("{base}/webhooks/twilio/voice?session_id={}", session.id)),
+            status_callback: base_url.map(|base| {
+                format!(
+                    "{base}{}?session_id={}",
+                    VOICE_STATUS_CALLBACK.path, session.id
+                )
+            }),
             ring_timeout: self.config.flash_call_ring_timeout,
         };
         match self.telephony.place_flash_call(&call).await {
             Ok(placed) => {
-                self.store
+                if let Err(error) = self
+                    .sessions
                     .record_call_placed(&session.id, &placed.sid)
-                    .await?;
+                    .await
+                {
+                    tracing::error!(%error, session_id = %session.id, "the call was placed but its SID could not be stored");
+                }
                 Ok(())
             }
             Err(error) => {
                 tracing::warn!(%error, session_id = %session.id, "flash call could not be placed");
-                self.store.mark_call_failed(&session.id).await?;
+                if let Err(error) = self.sessions.mark_call_failed(&session.id).await {
+                    tracing::error!(%error, session_id = %session.id, "the session could not be marked failed");
+                }
                 let retry_after_secs = match error {
-                    TelephonyError::Throttled { .. } => Some(1),
-                    _ => None,
+                    TelephonyError::Throttled { .. } => 1,
+                    _ => OUTAGE_RETRY_AFTER_SECS,
                 };
                 Err(ApiError::Unavailable {
-                    code: "telephony_unavailable",
+                    code: ErrorCode::TelephonyUnavailable,
                     detail: "the verification call could not be placed; try again later".into(),
                     retry_after_secs,
+                    cause: None,
                 })
             }
         }

@@ -8,15 +8,15 @@ use serde::Serialize;
 
 use crate::clock::{Clock, rfc3339};
 use crate::config::Config;
-use crate::http::{ApiError, Endpoint, json, path_param};
+use crate::http::{ApiError, Endpoint, Route, json, path_param};
 use crate::init::Init;
 use crate::session::{Refusal, SessionId, SessionState};
-use crate::store::Store;
+use crate::store::Sessions;
 
 pub struct StatusEndpoint {
     config: Arc<Config>,
     clock: Arc<dyn Clock>,
-    store: Store,
+    sessions: Sessions,
 }
 
 #[derive(Debug, Serialize)]
@@ -35,21 +35,26 @@ struct Status {
 
 impl Endpoint for StatusEndpoint {
     const NAME: &'static str = "status";
+    const ROUTES: &'static [Route] = &[Route::get("/auth/status/{session_id}")];
 
     /// Needs neither the secret nor the gateway: its IAM role cannot read the secret.
     async fn init(init: &Init) -> anyhow::Result<Self> {
         Ok(StatusEndpoint {
             config: init.config.clone(),
             clock: init.clock.clone(),
-            store: init.store(),
+            sessions: init.store().sessions(),
         })
     }
 
-    async fn handle(&self, req: Request) -> Result<Response<Body>, ApiError> {
+    async fn handle(
+        &self,
+        _route: &'static Route,
+        req: Request,
+    ) -> Result<Response<Body>, ApiError> {
         let id = SessionId::parse(&path_param(&req, "session_id")?)
             .map_err(|e| ApiError::field("session_id", e))?;
         let session = self
-            .store
+            .sessions
             .get_session(&id)
             .await?
             .ok_or(ApiError::from(Refusal::NotFound))?;

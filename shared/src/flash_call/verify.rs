@@ -9,19 +9,19 @@ use subtle::ConstantTimeEq;
 
 use crate::clock::{Clock, rfc3339};
 use crate::config::Config;
-use crate::http::{ApiError, Endpoint, json, json_body};
+use crate::http::{ApiError, Endpoint, Route, json, json_body};
 use crate::init::Init;
 use crate::phone::PhoneNumber;
 use crate::secrets::SecretsCache;
 use crate::session::{Refusal, Session, SessionId};
-use crate::store::Store;
+use crate::store::Sessions;
 use crate::store::sessions::Attempt;
 use crate::token::{self, TOKEN_TYPE};
 
 pub struct VerifyEndpoint {
     config: Arc<Config>,
     clock: Arc<dyn Clock>,
-    store: Store,
+    sessions: Sessions,
     secrets: Arc<SecretsCache>,
 }
 
@@ -49,17 +49,24 @@ const RECENT_SESSIONS: i32 = 5;
 
 impl Endpoint for VerifyEndpoint {
     const NAME: &'static str = "verify";
+    const ROUTES: &'static [Route] = &[Route::post("/auth/verify")];
 
     async fn init(init: &Init) -> anyhow::Result<Self> {
+        let secrets = init.secrets();
+        secrets.warm().await?;
         Ok(VerifyEndpoint {
-            secrets: init.secrets().await?,
+            secrets,
             config: init.config.clone(),
             clock: init.clock.clone(),
-            store: init.store(),
+            sessions: init.store().sessions(),
         })
     }
 
-    async fn handle(&self, req: Request) -> Result<Response<Body>, ApiError> {
+    async fn handle(
+        &self,
+        _route: &'static Route,
+        req: Request,
+    ) -> Result<Response<Body>, ApiError> {
         let body: VerifyBody = json_body(&req)?;
         let received = PhoneNumber::parse_caller_id(&body.received_caller_id, &body.phone_number)
             .map_err(|e| ApiError::field("received_caller_id", e))?;
@@ -80,13 +87,17 @@ impl Endpoint for VerifyEndpoint {
             .as_bytes()
             .ct_eq(received.as_str().as_bytes())
             .into();
+        // The token's key is read before the attempt is counted: a session must never turn
+        // verified while its token cannot be issued (Secrets Manager down is a 503 that changes
+        // nothing).
+        let secrets = self.secrets.get().await?;
         let attempt = if matches {
             Attempt::Match
         } else {
             Attempt::Mismatch
         };
         let updated = self
-            .store
+            .sessions
             .record_attempt(&session.id, attempt, now, max)
             .await??;
         if !matches {
@@ -96,7 +107,6 @@ impl Endpoint for VerifyEndpoint {
             });
         }
 
-        let secrets = self.secrets.get().await;
         let issued = token::issue(
             &secrets,
             &self.config,
@@ -130,13 +140,16 @@ impl VerifyEndpoint {
         now: time::OffsetDateTime,
     ) -> Result<Session, ApiError> {
         if let Some(id) = id {
-            return match self.store.get_session(&id).await? {
+            return match self.sessions.get_session(&id).await? {
                 Some(session) if &session.phone == phone => Ok(session),
                 _ => Err(Refusal::NotFound.into()),
             };
         }
         let max = self.config.max_verification_attempts;
-        let recent = self.store.recent_sessions(phone, RECENT_SESSIONS).await?;
+        let recent = self
+            .sessions
+            .recent_sessions(phone, RECENT_SESSIONS)
+            .await?;
         if let Some(open) = recent.iter().find(|s| s.is_open(now, max)) {
             return Ok(open.clone());
         }

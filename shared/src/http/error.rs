@@ -1,12 +1,18 @@
-//! `ApiError`: every way a request can fail, and the one mapping to a status and JSON body.
+//! `ApiError`: every way a request can fail, and the one renderer of an error body, used by
+//! single responses and batch items alike.
 
 use lambda_http::http::{HeaderValue, StatusCode, header};
 use lambda_http::{Body, Response};
 use serde_json::{Map, Value, json};
 
+use super::ErrorCode;
+use crate::secrets::SecretsError;
 use crate::session::Refusal;
 use crate::store::StoreError;
 use crate::store::rate_limits::Exceeded;
+
+/// How long a client should wait after a dependency outage before it tries again.
+pub const OUTAGE_RETRY_AFTER_SECS: u64 = 2;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -14,43 +20,34 @@ pub enum ApiError {
     InvalidJson(String),
     #[error("{field} {detail}")]
     InvalidField { field: String, detail: String },
-    #[error("{0}")]
-    InvalidBatch(String),
     #[error("the request body is larger than {limit} bytes")]
     PayloadTooLarge { limit: usize },
     #[error("the request body must be JSON (Content-Type: application/json)")]
     UnsupportedMediaType,
     #[error("the caller ID does not match the call")]
     CallerIdMismatch { attempts_remaining: u32 },
-    #[error("{detail}")]
-    Unauthorized { code: &'static str, detail: String },
-    #[error("{detail}")]
-    Forbidden { code: &'static str, detail: String },
-    #[error("{detail}")]
-    NotFound { code: &'static str, detail: String },
-    #[error("the verification session has expired; request a new call")]
-    SessionExpired,
-    #[error("the verification session is already verified")]
-    AlreadyVerified,
-    #[error("{detail}")]
-    Conflict { code: &'static str, detail: String },
-    #[error("too many wrong attempts for this session; request a new call")]
-    AttemptsExhausted,
     #[error("too many requests ({limit}); retry after {retry_after_secs} s")]
     RateLimited {
         limit: &'static str,
         retry_after_secs: u64,
     },
+    #[error("{method} is not allowed here; allowed: {}", .allow.join(", "))]
+    MethodNotAllowed {
+        method: String,
+        allow: Vec<&'static str>,
+    },
+    /// Any other refusal: its code and a sentence for the developer reading it.
+    #[error("{detail}")]
+    Refused { code: ErrorCode, detail: String },
+    /// A dependency (DynamoDB, Secrets Manager, Twilio, the pool) cannot serve now: a 503 with
+    /// `Retry-After`. The cause goes to the log, never to the client.
     #[error("{detail}")]
     Unavailable {
-        code: &'static str,
+        code: ErrorCode,
         detail: String,
-        retry_after_secs: Option<u64>,
+        retry_after_secs: u64,
+        cause: Option<String>,
     },
-    #[error("no route for {method} {path}")]
-    RouteNotFound { method: String, path: String },
-    #[error("{method} is not allowed here")]
-    MethodNotAllowed { method: String },
     /// Anything unexpected: logged with its whole chain, answered with nothing but a 500.
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
@@ -64,73 +61,64 @@ impl ApiError {
         }
     }
 
-    pub fn status(&self) -> StatusCode {
-        match self {
-            ApiError::InvalidJson(_)
-            | ApiError::InvalidBatch(_)
-            | ApiError::InvalidField { .. }
-            | ApiError::CallerIdMismatch { .. } => StatusCode::BAD_REQUEST,
-            ApiError::Unauthorized { .. } | ApiError::SessionExpired => StatusCode::UNAUTHORIZED,
-            ApiError::Forbidden { .. } => StatusCode::FORBIDDEN,
-            ApiError::NotFound { .. } | ApiError::RouteNotFound { .. } => StatusCode::NOT_FOUND,
-            ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
-            ApiError::AlreadyVerified | ApiError::Conflict { .. } => StatusCode::CONFLICT,
-            ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ApiError::AttemptsExhausted | ApiError::RateLimited { .. } => {
-                StatusCode::TOO_MANY_REQUESTS
-            }
-            ApiError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
-            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+    pub fn refused(code: ErrorCode, detail: impl Into<String>) -> Self {
+        ApiError::Refused {
+            code,
+            detail: detail.into(),
         }
     }
 
-    /// The stable, machine-readable `error` code.
-    pub fn code(&self) -> &'static str {
-        match self {
-            ApiError::InvalidJson(_) => "invalid_json",
-            ApiError::InvalidField { .. } => "invalid_field",
-            ApiError::InvalidBatch(_) => "invalid_batch",
-            ApiError::PayloadTooLarge { .. } => "payload_too_large",
-            ApiError::UnsupportedMediaType => "unsupported_media_type",
-            ApiError::CallerIdMismatch { .. } => "caller_id_mismatch",
-            ApiError::Unauthorized { code, .. }
-            | ApiError::Forbidden { code, .. }
-            | ApiError::NotFound { code, .. }
-            | ApiError::Conflict { code, .. }
-            | ApiError::Unavailable { code, .. } => code,
-            ApiError::SessionExpired => "session_expired",
-            ApiError::AlreadyVerified => "already_verified",
-            ApiError::AttemptsExhausted => "attempts_exhausted",
-            ApiError::RateLimited { .. } => "rate_limited",
-            ApiError::RouteNotFound { .. } => "route_not_found",
-            ApiError::MethodNotAllowed { .. } => "method_not_allowed",
-            ApiError::Internal(_) => "internal_error",
+    /// A dependency outage: `service_unavailable`, with the cause for the log.
+    pub fn outage(cause: impl std::fmt::Display) -> Self {
+        ApiError::Unavailable {
+            code: ErrorCode::ServiceUnavailable,
+            detail: "a service this request needs is unavailable; try again shortly".into(),
+            retry_after_secs: OUTAGE_RETRY_AFTER_SECS,
+            cause: Some(cause.to_string()),
         }
+    }
+
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            ApiError::InvalidJson(_) => ErrorCode::InvalidJson,
+            ApiError::InvalidField { .. } => ErrorCode::InvalidField,
+            ApiError::PayloadTooLarge { .. } => ErrorCode::PayloadTooLarge,
+            ApiError::UnsupportedMediaType => ErrorCode::UnsupportedMediaType,
+            ApiError::CallerIdMismatch { .. } => ErrorCode::CallerIdMismatch,
+            ApiError::RateLimited { .. } => ErrorCode::RateLimited,
+            ApiError::MethodNotAllowed { .. } => ErrorCode::MethodNotAllowed,
+            ApiError::Refused { code, .. } | ApiError::Unavailable { code, .. } => *code,
+            ApiError::Internal(_) => ErrorCode::InternalError,
+        }
+    }
+
+    pub fn status(&self) -> StatusCode {
+        self.code().status()
     }
 
     fn retry_after(&self) -> Option<u64> {
         match self {
             ApiError::RateLimited {
                 retry_after_secs, ..
-            } => Some(*retry_after_secs),
-            ApiError::Unavailable {
+            }
+            | ApiError::Unavailable {
                 retry_after_secs, ..
-            } => *retry_after_secs,
+            } => Some(*retry_after_secs),
             _ => None,
         }
     }
 
-    pub fn into_response(self) -> Response<Body> {
-        let status = self.status();
+    /// The error body: `{error, detail}` and what the code adds (`field`,
+    /// `attempts_remaining`, `limit`, `retry_after_seconds`).
+    pub fn body(&self) -> Map<String, Value> {
         let mut body = Map::new();
-        body.insert("error".into(), json!(self.code()));
-        let detail = match &self {
+        body.insert("error".into(), json!(self.code().as_str()));
+        let detail = match self {
             ApiError::Internal(_) => "an internal error occurred".to_owned(),
             other => other.to_string(),
         };
         body.insert("detail".into(), json!(detail));
-        match &self {
+        match self {
             ApiError::InvalidField { field, .. } => {
                 body.insert("field".into(), json!(field));
             }
@@ -145,16 +133,41 @@ impl ApiError {
         if let Some(secs) = self.retry_after() {
             body.insert("retry_after_seconds".into(), json!(secs));
         }
-        let mut response = super::json(status, &Value::Object(body));
-        if let Some(secs) = self.retry_after() {
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        body
+    }
+
+    /// Writes what the operator needs to the log: the whole chain of an internal error, the
+    /// cause of an outage, the code of a refusal.
+    pub fn log(&self) {
+        match self {
+            ApiError::Internal(cause) => {
+                tracing::error!(error = format!("{cause:#}"), "request failed");
+            }
+            ApiError::Unavailable { code, cause, .. } => {
+                tracing::warn!(
+                    error = code.as_str(),
+                    cause = cause.as_deref().unwrap_or("-"),
+                    "dependency unavailable"
+                );
+            }
+            other => tracing::info!(error = other.code().as_str(), "request refused"),
         }
-        if status == StatusCode::UNAUTHORIZED && matches!(self, ApiError::Unauthorized { .. }) {
-            response
-                .headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    }
+
+    pub fn into_response(self) -> Response<Body> {
+        let status = self.status();
+        let mut response = super::json(status, &Value::Object(self.body()));
+        let headers = response.headers_mut();
+        if let Some(secs) = self.retry_after() {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        if let ApiError::MethodNotAllowed { allow, .. } = &self
+            && let Ok(value) = HeaderValue::from_str(&allow.join(", "))
+        {
+            headers.insert(header::ALLOW, value);
+        }
+        if status == StatusCode::UNAUTHORIZED && matches!(self, ApiError::Refused { .. }) {
+            headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         response
     }
@@ -162,7 +175,20 @@ impl ApiError {
 
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
-        ApiError::Internal(e.into())
+        if e.is_unavailable() {
+            ApiError::outage(e)
+        } else {
+            ApiError::Internal(e.into())
+        }
+    }
+}
+
+impl From<SecretsError> for ApiError {
+    fn from(e: SecretsError) -> Self {
+        match e {
+            SecretsError::Unavailable { .. } => ApiError::outage(e),
+            other => ApiError::Internal(other.into()),
+        }
     }
 }
 
@@ -177,20 +203,28 @@ impl From<Exceeded> for ApiError {
 
 impl From<Refusal> for ApiError {
     fn from(r: Refusal) -> Self {
-        match r {
-            Refusal::NotFound => ApiError::NotFound {
-                code: "session_not_found",
-                detail: "no verification session matches this phone number".into(),
-            },
-            Refusal::AlreadyVerified => ApiError::AlreadyVerified,
-            Refusal::CallFailed => ApiError::Conflict {
-                code: "session_failed",
-                detail:
-                    "the verification call of this session could not be placed; request a new one"
-                        .into(),
-            },
-            Refusal::Expired => ApiError::SessionExpired,
-            Refusal::AttemptsExhausted => ApiError::AttemptsExhausted,
-        }
+        let (code, detail) = match r {
+            Refusal::NotFound => (
+                ErrorCode::SessionNotFound,
+                "no verification session matches this phone number",
+            ),
+            Refusal::AlreadyVerified => (
+                ErrorCode::AlreadyVerified,
+                "the verification session is already verified",
+            ),
+            Refusal::CallFailed => (
+                ErrorCode::SessionFailed,
+                "the verification call of this session could not be placed; request a new one",
+            ),
+            Refusal::Expired => (
+                ErrorCode::SessionExpired,
+                "the verification session has expired; request a new call",
+            ),
+            Refusal::AttemptsExhausted => (
+                ErrorCode::AttemptsExhausted,
+                "too many wrong attempts for this session; request a new call",
+            ),
+        };
+        ApiError::refused(code, detail)
     }
 }

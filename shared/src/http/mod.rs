@@ -1,14 +1,19 @@
-//! HTTP plumbing every function shares: the error → response mapping, JSON bodies, request
-//! context, and the endpoint skeleton that runs a handler inside a request span.
+//! HTTP plumbing every function shares: error codes and the error → response mapping, JSON
+//! bodies, request context, routes, and the endpoint skeleton that runs a handler inside a
+//! request span.
 
 mod body;
+mod codes;
 mod context;
 mod endpoint;
 mod error;
 mod response;
+mod route;
 
 pub use body::{MAX_BODY_BYTES, from_value, json_body, json_value};
+pub use codes::ErrorCode;
 pub use context::{bearer_token, client_ip, path_param, public_base_url, query_param, request_id};
-pub use endpoint::{Endpoint, serve};
-pub use error::ApiError;
+pub use endpoint::{Endpoint, Served, serve};
+pub use error::{ApiError, OUTAGE_RETRY_AFTER_SECS};
 pub use response::json;
+pub use route::{Method, Route};

@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 
-use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
 use aws_sdk_dynamodb::types::{
     AttributeValue, ConditionCheck, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
     Update,
@@ -15,10 +15,17 @@ use aws_sdk_dynamodb::types::{
 use time::OffsetDateTime;
 
 use super::item::{Item, millis, millis_av, s};
-use super::keys::{GSI1, GSI1_PK, GSI1_SK, KIND, PK, SK};
-use super::{Store, StoreError};
-use crate::calls::{CallEvent, CallId, CallRecord, EventKind, HistoryStatus, Outcome};
+use super::keys::{
+    self, CALLED_SK, CALLING_SK, GSI1, GSI1_PK, GSI1_SK, HISTORY_MAX_MILLIS, KIND, PK, SK,
+};
+use super::{StoreError, cancellation_reasons, view};
+use crate::call::{CallEvent, CallId, CallRecord, EventKind, HistoryStatus, Outcome};
 use crate::phone::PhoneNumber;
+
+view! {
+    /// Call events and records: `call-event` writes them, `call-history` reads them.
+    Calls
+}
 
 const CALL_ID: &str = "call_id";
 const CALLING: &str = "calling";
@@ -54,22 +61,6 @@ pub struct HistoryFilter {
     pub to: Option<OffsetDateTime>,
 }
 
-fn event_pk(event: &CallEvent) -> String {
-    format!("EVENT#{}", event.event_id)
-}
-fn call_pk(call: &CallId) -> String {
-    format!("CALL#{call}")
-}
-/// The sort keys of a call's two records, one per party.
-const CALLING_SK: &str = "CALLING";
-const CALLED_SK: &str = "CALLED";
-pub fn history_gsi_pk(number: &PhoneNumber) -> String {
-    format!("HISTORY#{number}")
-}
-fn history_gsi_sk(time: OffsetDateTime, call: &CallId) -> String {
-    format!("T#{:015}#{call}", millis(time).max(0))
-}
-
 fn field(kind: EventKind) -> &'static str {
     match kind {
         EventKind::Initiate => INITIATED_AT,
@@ -81,7 +72,7 @@ fn field(kind: EventKind) -> &'static str {
 /// How often a transaction that lost a race with another one on the same call is retried.
 const CONFLICT_RETRIES: u32 = 8;
 
-impl Store {
+impl Calls {
     /// Records one event; any number of concurrent posts of it store it once, and events of a
     /// call give the same record in any order (per kind, the earliest time wins).
     pub async fn ingest_call_event(&self, event: &CallEvent) -> Result<Ingested, StoreError> {
@@ -90,38 +81,28 @@ impl Store {
         loop {
             let items = self.event_transaction(event, with_field)?;
             let result = self
-                .client
+                .client()
                 .transact_write_items()
                 .set_transact_items(Some(items))
                 .send()
                 .await;
-            let err = match result {
-                Ok(_) => return Ok(Ingested::Accepted),
-                Err(err) => err,
+            let Err(err) = result else {
+                return Ok(Ingested::Accepted);
             };
-            let Some(TransactWriteItemsError::TransactionCanceledException(cancel)) =
-                err.as_service_error()
-            else {
-                return Err(StoreError::dynamo("TransactWriteItems", err));
-            };
-            let reasons = cancel.cancellation_reasons();
-            let code = |i: usize| reasons.get(i).and_then(|r| r.code()).unwrap_or("None");
-            if code(0) == "ConditionalCheckFailed" {
-                let old = reasons[0].item().cloned().map(Item);
-                let same = old
-                    .as_ref()
-                    .and_then(|i| i.opt_string(FINGERPRINT))
-                    .is_some_and(|f| f == event.fingerprint());
+            let cancelled = cancellation_reasons(err)?;
+            if cancelled.condition_failed(0) {
+                let same = cancelled
+                    .old_item(0)
+                    .and_then(|i| i.opt_string(FINGERPRINT).map(|f| f == event.fingerprint()))
+                    .unwrap_or(false);
                 return Ok(if same {
                     Ingested::Duplicate
                 } else {
                     Ingested::EventIdConflict
                 });
             }
-            if let Some(refused) = (1..reasons.len()).find(|&i| code(i) == "ConditionalCheckFailed")
-            {
-                let old = reasons[refused].item().cloned().map(Item);
-                let numbers_agree = old.as_ref().is_some_and(|i| {
+            if let Some(refused) = (1..cancelled.0.len()).find(|&i| cancelled.condition_failed(i)) {
+                let numbers_agree = cancelled.old_item(refused).is_some_and(|i| {
                     i.opt_string(CALLING) == Some(event.calling.as_str())
                         && i.opt_string(CALLED) == Some(event.called.as_str())
                 });
@@ -134,12 +115,9 @@ impl Store {
                     with_field = false;
                     continue;
                 }
-                return Err(StoreError::dynamo("TransactWriteItems", err));
+                return Err(cancelled.into_error());
             }
-            let conflict = reasons
-                .iter()
-                .any(|r| r.code() == Some("TransactionConflict"));
-            if conflict && attempt < CONFLICT_RETRIES {
+            if cancelled.any("TransactionConflict") && attempt < CONFLICT_RETRIES {
                 attempt += 1;
                 let jitter = u64::from(uuid::Uuid::new_v4().as_bytes()[0] % 20);
                 tokio::time::sleep(std::time::Duration::from_millis(
@@ -148,7 +126,7 @@ impl Store {
                 .await;
                 continue;
             }
-            return Err(StoreError::dynamo("TransactWriteItems", err));
+            return Err(cancelled.into_error());
         }
     }
 
@@ -157,26 +135,24 @@ impl Store {
         event: &CallEvent,
         with_field: bool,
     ) -> Result<Vec<TransactWriteItem>, StoreError> {
-        let built = |e: aws_sdk_dynamodb::error::BuildError| StoreError::Malformed(e.to_string());
         let put = Put::builder()
             .table_name(self.table())
-            .item(PK, s(event_pk(event)))
-            .item(SK, s("EVENT"))
+            .item(PK, s(keys::event_pk(&event.event_id)))
+            .item(SK, s(keys::EVENT_SK))
             .item(KIND, s("call-event"))
             .item(CALL_ID, s(event.call_id.as_str()))
             .item(FINGERPRINT, s(event.fingerprint()))
             .condition_expression("attribute_not_exists(#pk)")
             .expression_attribute_names("#pk", PK)
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
-            .build()
-            .map_err(built)?;
+            .build()?;
         let mut items = vec![TransactWriteItem::builder().put(put).build()];
         let numbers_agree =
             "(attribute_not_exists(#calling) OR (#calling = :calling AND #called = :called))";
         if !with_field {
             let check = ConditionCheck::builder()
                 .table_name(self.table())
-                .key(PK, s(call_pk(&event.call_id)))
+                .key(PK, s(keys::call_pk(&event.call_id)))
                 .key(SK, s(CALLING_SK))
                 .condition_expression(numbers_agree)
                 .expression_attribute_names("#calling", CALLING)
@@ -186,8 +162,7 @@ impl Store {
                 .return_values_on_condition_check_failure(
                     ReturnValuesOnConditionCheckFailure::AllOld,
                 )
-                .build()
-                .map_err(built)?;
+                .build()?;
             items.push(TransactWriteItem::builder().condition_check(check).build());
             return Ok(items);
         }
@@ -200,8 +175,7 @@ impl Store {
                 .return_values_on_condition_check_failure(
                     ReturnValuesOnConditionCheckFailure::AllOld,
                 )
-                .build()
-                .map_err(built)?;
+                .build()?;
             items.push(TransactWriteItem::builder().update(update).build());
         }
         Ok(items)
@@ -224,7 +198,7 @@ impl Store {
         };
         Update::builder()
             .table_name(self.table())
-            .key(PK, s(call_pk(&event.call_id)))
+            .key(PK, s(keys::call_pk(&event.call_id)))
             .key(SK, s(sk))
             .update_expression(format!(
                 "SET #call_id = :call_id, #calling = :calling, #called = :called, \
@@ -240,11 +214,41 @@ impl Store {
             .expression_attribute_values(":calling", s(event.calling.as_str()))
             .expression_attribute_values(":called", s(event.called.as_str()))
             .expression_attribute_values(":time", millis_av(event.created_at))
-            .expression_attribute_values(":gpk", s(history_gsi_pk(party)))
+            .expression_attribute_values(":gpk", s(keys::history_gsi_pk(party)))
             .expression_attribute_values(
                 ":gsk",
-                s(history_gsi_sk(event.created_at, &event.call_id)),
+                s(keys::history_gsi_sk(event.created_at, &event.call_id)),
             )
+    }
+
+    /// The Query of a number's calls under `filter`, newest first.
+    fn history_query(&self, number: &PhoneNumber, filter: &HistoryFilter) -> QueryFluentBuilder {
+        let lo = filter.from.map_or(0, millis);
+        let hi = filter.to.map_or(HISTORY_MAX_MILLIS, millis);
+        let mut query = self
+            .client()
+            .query()
+            .table_name(self.table())
+            .index_name(GSI1)
+            .scan_index_forward(false)
+            .key_condition_expression("#pk = :pk AND #sk BETWEEN :lo AND :hi")
+            .expression_attribute_names("#pk", GSI1_PK)
+            .expression_attribute_names("#sk", GSI1_SK)
+            .expression_attribute_values(":pk", s(keys::history_gsi_pk(number)))
+            .expression_attribute_values(":lo", s(keys::history_gsi_sk_at(lo, "")))
+            // `~` sorts after every id character: the whole `to` millisecond is included.
+            .expression_attribute_values(":hi", s(keys::history_gsi_sk_at(hi, "~")));
+        if let Some(status) = filter.status {
+            query = query
+                .filter_expression(status_filter(status))
+                .expression_attribute_names("#calling", CALLING)
+                .expression_attribute_names("#disconnected", DISCONNECTED_AT)
+                .expression_attribute_values(":me", s(number.as_str()));
+            if status.outcome != Outcome::InProgress {
+                query = query.expression_attribute_names("#answered", ANSWERED_AT);
+            }
+        }
+        query
     }
 
     /// One page of a number's calls, newest first: exactly one Query. It asks for one row
@@ -257,40 +261,13 @@ impl Store {
         limit: i32,
         start: Option<HashMap<String, String>>,
     ) -> Result<HistoryPage, StoreError> {
-        let mut query = self
-            .client
-            .query()
-            .table_name(self.table())
-            .index_name(GSI1)
-            .scan_index_forward(false)
+        let out = self
+            .history_query(number, filter)
             .limit(limit.saturating_add(1))
-            .expression_attribute_names("#pk", GSI1_PK)
-            .expression_attribute_names("#sk", GSI1_SK)
-            .expression_attribute_values(":pk", s(history_gsi_pk(number)))
-            .set_exclusive_start_key(
-                start.map(|k| k.into_iter().map(|(k, v)| (k, s(v))).collect()),
-            );
-        let lo = filter.from.map_or(0, |t| millis(t).max(0));
-        let hi = filter.to.map_or(999_999_999_999_999, |t| millis(t).max(0));
-        query = query
-            .key_condition_expression("#pk = :pk AND #sk BETWEEN :lo AND :hi")
-            .expression_attribute_values(":lo", s(format!("T#{lo:015}#")))
-            // `~` sorts after every id character: the whole `to` millisecond is included.
-            .expression_attribute_values(":hi", s(format!("T#{hi:015}#~")));
-        if let Some(status) = filter.status {
-            query = query
-                .filter_expression(status_filter(status))
-                .expression_attribute_names("#calling", CALLING)
-                .expression_attribute_names("#disconnected", DISCONNECTED_AT)
-                .expression_attribute_values(":me", s(number.as_str()));
-            if status.outcome != Outcome::InProgress {
-                query = query.expression_attribute_names("#answered", ANSWERED_AT);
-            }
-        }
-        let out = query
+            .set_exclusive_start_key(start.map(|k| k.into_iter().map(|(k, v)| (k, s(v))).collect()))
             .send()
             .await
-            .map_err(|e| StoreError::dynamo("Query", e))?;
+            .map_err(|e| StoreError::sdk("Query", e))?;
         let mut items = out.items.unwrap_or_default();
         let page_size = usize::try_from(limit).unwrap_or(0);
         let last_key = if items.len() > page_size {
@@ -310,20 +287,14 @@ impl Store {
         Ok(HistoryPage { records, last_key })
     }
 
-    /// Every call of a number (for statistics): as many Queries as pages.
+    /// Every call of a number (for statistics): as many Queries as pages of 1 MB.
     pub async fn all_calls(&self, number: &PhoneNumber) -> Result<Vec<CallRecord>, StoreError> {
-        let mut records = Vec::new();
-        let mut start = None;
-        loop {
-            let page = self
-                .history_page(number, &HistoryFilter::default(), 1000, start)
-                .await?;
-            records.extend(page.records);
-            match page.last_key {
-                Some(key) => start = Some(key),
-                None => return Ok(records),
-            }
-        }
+        let query = self.history_query(number, &HistoryFilter::default());
+        self.query_all(query)
+            .await?
+            .into_iter()
+            .map(record_from)
+            .collect()
     }
 }
 
@@ -340,7 +311,7 @@ fn string_attributes<'a>(
 
 /// The filter expression of a status, from the asked number's point of view.
 fn status_filter(status: HistoryStatus) -> &'static str {
-    use crate::calls::Direction::{Inbound, Outbound};
+    use crate::call::Direction::{Inbound, Outbound};
     match (status.outcome, status.direction) {
         (Outcome::Completed, Outbound) => {
             "#calling = :me AND attribute_exists(#answered) AND attribute_exists(#disconnected)"
@@ -360,16 +331,11 @@ fn status_filter(status: HistoryStatus) -> &'static str {
 }
 
 fn record_from(item: Item) -> Result<CallRecord, StoreError> {
-    let phone = |name| {
-        item.string(name).and_then(|v| {
-            PhoneNumber::parse(v).map_err(|_| StoreError::Malformed(format!("{name} of a call")))
-        })
-    };
     Ok(CallRecord {
         call_id: CallId::parse(item.string(CALL_ID)?)
             .map_err(|_| StoreError::Malformed("call_id".into()))?,
-        calling: phone(CALLING)?,
-        called: phone(CALLED)?,
+        calling: item.phone(CALLING)?,
+        called: item.phone(CALLED)?,
         initiated_at: item.opt_time(INITIATED_AT)?,
         answered_at: item.opt_time(ANSWERED_AT)?,
         disconnected_at: item.opt_time(DISCONNECTED_AT)?,

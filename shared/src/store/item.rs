@@ -6,6 +6,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use time::OffsetDateTime;
 
 use super::StoreError;
+use crate::phone::PhoneNumber;
 
 /// A DynamoDB item being read.
 pub struct Item(pub HashMap<String, AttributeValue>);
@@ -32,6 +33,12 @@ impl Item {
                 .map_err(|_| StoreError::Malformed(format!("{name} is out of range"))),
             _ => Err(StoreError::Malformed(format!("{name} is not a number"))),
         }
+    }
+
+    /// A phone number stored in E.164.
+    pub fn phone(&self, name: &str) -> Result<PhoneNumber, StoreError> {
+        PhoneNumber::parse(self.string(name)?)
+            .map_err(|_| StoreError::Malformed(format!("{name} is not a phone number")))
     }
 
     pub fn boolean(&self, name: &str) -> Result<bool, StoreError> {

@@ -1,5 +1,9 @@
 //! Attribute names and key formats of the single table. Every key string is built here.
 
+use time::OffsetDateTime;
+
+use super::item::millis;
+use crate::call::{CallId, EventId};
 use crate::phone::PhoneNumber;
 use crate::session::SessionId;
 
@@ -17,6 +21,11 @@ pub fn session_pk(id: &SessionId) -> String {
 }
 pub const SESSION_SK: &str = "SESSION";
 
+/// The session a session key names.
+pub fn session_id_of(pk: &str) -> Option<SessionId> {
+    SessionId::parse(pk.strip_prefix("SESSION#")?).ok()
+}
+
 /// The phone's partition in the by-phone index: sessions (and later other records) of a number.
 pub fn phone_gsi_pk(phone: &PhoneNumber) -> String {
     format!("PHONE#{phone}")
@@ -33,8 +42,9 @@ pub fn limit_pk(scope: &str, subject: &str, window: i64) -> String {
 }
 pub const LIMIT_SK: &str = "LIMIT";
 
-pub fn cooldown_pk(phone: &PhoneNumber) -> String {
-    format!("COOLDOWN#{phone}")
+/// The cooldown of one phone in one scope (`flash`, `sms`).
+pub fn cooldown_pk(phone: &PhoneNumber, scope: &str) -> String {
+    format!("COOLDOWN#{phone}#{scope}")
 }
 pub const COOLDOWN_SK: &str = "COOLDOWN";
 
@@ -42,3 +52,35 @@ pub const POOL_PK: &str = "POOL";
 pub fn pool_sk(number: &PhoneNumber) -> String {
     format!("NUMBER#{number}")
 }
+
+/// A call event, written once by its id.
+pub fn event_pk(id: &EventId) -> String {
+    format!("EVENT#{id}")
+}
+pub const EVENT_SK: &str = "EVENT";
+
+/// A call's two records, one per party, keyed by the party's role.
+pub fn call_pk(call: &CallId) -> String {
+    format!("CALL#{call}")
+}
+pub const CALLING_SK: &str = "CALLING";
+pub const CALLED_SK: &str = "CALLED";
+
+/// A number's history partition in the by-phone index.
+pub fn history_gsi_pk(number: &PhoneNumber) -> String {
+    format!("HISTORY#{number}")
+}
+
+/// A call's place in a history: its time (event times are never before 2000, so the
+/// milliseconds are positive and 15 digits sort them), then the id for ties.
+pub fn history_gsi_sk(time: OffsetDateTime, call: &CallId) -> String {
+    history_gsi_sk_at(millis(time), call.as_str())
+}
+
+/// The history sort key at `millis`; with `call` empty, the lowest key of that millisecond,
+/// with `call` = `~` (after every id character) the highest.
+pub fn history_gsi_sk_at(millis: i64, call: &str) -> String {
+    format!("T#{:015}#{call}", millis.max(0))
+}
+/// The highest millisecond a history key holds.
+pub const HISTORY_MAX_MILLIS: i64 = 999_999_999_999_999;

@@ -1,5 +1,9 @@
 //! The DynamoDB store: the only module that talks to DynamoDB. One table, keys built in
-//! `keys`, items mapped in `item`, one submodule per kind of record.
+//! `keys`, items read through `Item`, one view per capability (sessions, limits, pool, calls):
+//! an endpoint holds the views it uses, which are also what its IAM policy must allow.
+//!
+//! The toolkit every view shares is here: the error that tells an outage from a bug, the check
+//! for a failed condition, the unpacking of a cancelled transaction, and the paging loop.
 
 pub mod calls;
 mod item;
@@ -10,11 +14,18 @@ pub mod schema;
 pub mod sessions;
 
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata};
+use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::CancellationReason;
 
+pub use calls::Calls;
 pub use item::Item;
+pub use pool::Pool;
+pub use rate_limits::Limits;
+pub use sessions::Sessions;
 
-/// A handle on the table; cheap to clone.
+/// A handle on the table; cheap to clone. Endpoints use its views.
 #[derive(Clone, Debug)]
 pub struct Store {
     client: Client,
@@ -23,6 +34,12 @@ pub struct Store {
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    /// DynamoDB could not be reached, timed out, throttled or failed on its side: retryable.
+    #[error("DynamoDB {operation} unavailable: {cause}")]
+    Unavailable {
+        operation: &'static str,
+        cause: String,
+    },
     #[error("DynamoDB {operation} failed: {cause}")]
     Dynamo {
         operation: &'static str,
@@ -30,17 +47,124 @@ pub enum StoreError {
     },
     #[error("stored item is malformed: {0}")]
     Malformed(String),
+    #[error("a request could not be built: {0}")]
+    Build(#[from] aws_sdk_dynamodb::error::BuildError),
 }
 
+/// Service error codes that mean "not now" rather than "never".
+const RETRYABLE_CODES: &[&str] = &[
+    "ThrottlingException",
+    "ProvisionedThroughputExceededException",
+    "RequestLimitExceeded",
+    "InternalServerError",
+    "ServiceUnavailable",
+];
+
+/// Cancellation reasons that mean "not now".
+const RETRYABLE_REASONS: &[&str] = &[
+    "ThrottlingError",
+    "ProvisionedThroughputExceeded",
+    "TransactionConflict",
+];
+
 impl StoreError {
-    fn dynamo<E>(operation: &'static str, err: E) -> Self
+    /// Classifies an SDK error: no connection, a timeout, throttling or a 5xx is an outage;
+    /// anything else is a bug to look at. The cause names the error, not the response body.
+    pub fn sdk<E>(operation: &'static str, err: SdkError<E>) -> Self
     where
         E: std::error::Error + ProvideErrorMetadata + 'static,
     {
-        StoreError::Dynamo {
-            operation,
-            cause: DisplayErrorContext(err).to_string(),
+        let unavailable = match &err {
+            SdkError::TimeoutError(_)
+            | SdkError::DispatchFailure(_)
+            | SdkError::ResponseError(_) => true,
+            SdkError::ServiceError(ctx) => {
+                ctx.raw().status().is_server_error()
+                    || ctx
+                        .err()
+                        .code()
+                        .is_some_and(|c| RETRYABLE_CODES.contains(&c))
+            }
+            _ => false,
+        };
+        let cause = match &err {
+            SdkError::ServiceError(ctx) => {
+                format!(
+                    "{} (HTTP {})",
+                    ctx.err().code().unwrap_or("unknown"),
+                    ctx.raw().status().as_u16()
+                )
+            }
+            other => DisplayErrorContext(other).to_string(),
+        };
+        if unavailable {
+            StoreError::Unavailable { operation, cause }
+        } else {
+            StoreError::Dynamo { operation, cause }
         }
+    }
+
+    /// A transaction cancelled for reasons no caller handled.
+    fn cancelled(reasons: &[CancellationReason]) -> Self {
+        let codes: Vec<&str> = reasons.iter().map(|r| r.code().unwrap_or("None")).collect();
+        let cause = format!("transaction cancelled: [{}]", codes.join(", "));
+        let operation = "TransactWriteItems";
+        if codes.iter().any(|c| RETRYABLE_REASONS.contains(c)) {
+            StoreError::Unavailable { operation, cause }
+        } else {
+            StoreError::Dynamo { operation, cause }
+        }
+    }
+
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, StoreError::Unavailable { .. })
+    }
+}
+
+/// Whether a write was refused by its condition (a domain outcome, not a failure).
+pub fn condition_failed<E: ProvideErrorMetadata>(err: &SdkError<E>) -> bool {
+    err.as_service_error()
+        .and_then(|e| e.code())
+        .is_some_and(|c| c == "ConditionalCheckFailedException")
+}
+
+/// The per-item reasons of a cancelled transaction; any other failure is an error.
+pub fn cancellation_reasons(
+    err: SdkError<TransactWriteItemsError>,
+) -> Result<Cancelled, StoreError> {
+    match err.as_service_error() {
+        Some(TransactWriteItemsError::TransactionCanceledException(c)) => {
+            Ok(Cancelled(c.cancellation_reasons().to_vec()))
+        }
+        _ => Err(StoreError::sdk("TransactWriteItems", err)),
+    }
+}
+
+/// The reasons of a cancelled transaction, one per item in the order the items were sent.
+pub struct Cancelled(pub Vec<CancellationReason>);
+
+impl Cancelled {
+    /// Whether the item at `index` failed its condition.
+    pub fn condition_failed(&self, index: usize) -> bool {
+        self.code(index) == "ConditionalCheckFailed"
+    }
+
+    pub fn code(&self, index: usize) -> &str {
+        self.0.get(index).and_then(|r| r.code()).unwrap_or("None")
+    }
+
+    /// The item as it was before the transaction, when its condition failed and it existed.
+    pub fn old_item(&self, index: usize) -> Option<Item> {
+        self.0.get(index)?.item().cloned().map(Item)
+    }
+
+    pub fn any(&self, code: &str) -> bool {
+        self.0.iter().any(|r| r.code() == Some(code))
+    }
+
+    /// The error to return when no reason was a domain outcome.
+    pub fn into_error(self) -> StoreError {
+        StoreError::cancelled(&self.0)
     }
 }
 
@@ -63,4 +187,59 @@ impl Store {
     pub fn client(&self) -> &Client {
         &self.client
     }
+
+    pub fn sessions(&self) -> Sessions {
+        Sessions(self.clone())
+    }
+
+    pub fn limits(&self) -> Limits {
+        Limits(self.clone())
+    }
+
+    pub fn pool(&self) -> Pool {
+        Pool(self.clone())
+    }
+
+    pub fn calls(&self) -> Calls {
+        Calls(self.clone())
+    }
+
+    /// Every item a query matches, page after page.
+    pub(crate) async fn query_all(
+        &self,
+        query: QueryFluentBuilder,
+    ) -> Result<Vec<Item>, StoreError> {
+        let mut items = Vec::new();
+        let mut start = None;
+        loop {
+            let out = query
+                .clone()
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| StoreError::sdk("Query", e))?;
+            items.extend(out.items.unwrap_or_default().into_iter().map(Item));
+            start = out.last_evaluated_key;
+            if start.is_none() {
+                return Ok(items);
+            }
+        }
+    }
 }
+
+/// Declares a view: a named handle on the store for one capability.
+macro_rules! view {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Clone, Debug)]
+        pub struct $name(pub(crate) crate::store::Store);
+
+        impl std::ops::Deref for $name {
+            type Target = crate::store::Store;
+            fn deref(&self) -> &crate::store::Store {
+                &self.0
+            }
+        }
+    };
+}
+pub(crate) use view;

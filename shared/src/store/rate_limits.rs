@@ -3,16 +3,20 @@
 
 use std::time::Duration;
 
-use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
     Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
 };
 use time::OffsetDateTime;
 
-use super::item::{Item, millis, millis_av, n, s, ttl_av};
+use super::item::{millis, millis_av, n, s, ttl_av};
 use super::keys::{self, PK, SK, TTL};
-use super::{Store, StoreError};
+use super::{StoreError, cancellation_reasons, view};
 use crate::phone::PhoneNumber;
+
+view! {
+    /// Rate-limit counters and cooldowns: taken by the endpoints that cost money.
+    Limits
+}
 
 const COUNT: &str = "count";
 const UNTIL: &str = "until";
@@ -79,7 +83,7 @@ fn secs_until(now: OffsetDateTime, then: OffsetDateTime) -> u64 {
 const DAY: i64 = 86_400;
 const HOUR: i64 = 3_600;
 
-impl Store {
+impl Limits {
     /// Takes one request from every applicable limit, or none of them: the counters and the
     /// cooldown are one DynamoDB transaction. A refusal names the first limit in the order
     /// phone/day, IP/hour, cooldown, with the seconds until it lifts.
@@ -117,7 +121,7 @@ impl Store {
             let until = now + a.cooldown;
             let put = Put::builder()
                 .table_name(self.table())
-                .item(PK, s(format!("{}#{}", keys::cooldown_pk(a.phone), a.scope)))
+                .item(PK, s(keys::cooldown_pk(a.phone, a.scope)))
                 .item(SK, s(keys::COOLDOWN_SK))
                 .item(UNTIL, millis_av(until))
                 .item(TTL, ttl_av(until))
@@ -128,38 +132,28 @@ impl Store {
                 .return_values_on_condition_check_failure(
                     ReturnValuesOnConditionCheckFailure::AllOld,
                 )
-                .build()
-                .map_err(|e| StoreError::Malformed(e.to_string()))?;
+                .build()?;
             items.push(TransactWriteItem::builder().put(put).build());
             limits.push((Limit::Cooldown, until));
         }
 
         let result = self
-            .client
+            .client()
             .transact_write_items()
             .set_transact_items(Some(items))
             .send()
             .await;
-        let err = match result {
-            Ok(_) => return Ok(Ok(())),
-            Err(err) => err,
+        let Err(err) = result else {
+            return Ok(Ok(()));
         };
-        let Some(TransactWriteItemsError::TransactionCanceledException(cancel)) =
-            err.as_service_error()
-        else {
-            return Err(StoreError::dynamo("TransactWriteItems", err));
-        };
-        let reasons = cancel.cancellation_reasons();
+        let cancelled = cancellation_reasons(err)?;
         for (i, (limit, lifts_at)) in limits.iter().enumerate() {
-            let Some(reason) = reasons.get(i) else {
-                continue;
-            };
-            if reason.code() != Some("ConditionalCheckFailed") {
+            if !cancelled.condition_failed(i) {
                 continue;
             }
             // The cooldown lifts when the stored one does, not when a new one would.
-            let lifts_at = match (limit, reason.item()) {
-                (Limit::Cooldown, Some(old)) => Item(old.clone()).time(UNTIL).unwrap_or(*lifts_at),
+            let lifts_at = match (limit, cancelled.old_item(i)) {
+                (Limit::Cooldown, Some(old)) => old.time(UNTIL).unwrap_or(*lifts_at),
                 _ => *lifts_at,
             };
             return Ok(Err(Exceeded {
@@ -167,7 +161,7 @@ impl Store {
                 retry_after_secs: secs_until(now, lifts_at),
             }));
         }
-        Err(StoreError::dynamo("TransactWriteItems", err))
+        Err(cancelled.into_error())
     }
 
     fn counter(
@@ -188,8 +182,7 @@ impl Store {
             .expression_attribute_values(":one", n(1))
             .expression_attribute_values(":max", n(max))
             .expression_attribute_values(":ttl", ttl_av(window_end))
-            .build()
-            .map_err(|e| StoreError::Malformed(e.to_string()))?;
+            .build()?;
         Ok(TransactWriteItem::builder().update(update).build())
     }
 }

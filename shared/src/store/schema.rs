@@ -7,6 +7,8 @@ use aws_sdk_dynamodb::types::{
 };
 
 use super::keys::{GSI1, GSI1_PK, GSI1_SK, PK, SK, TTL};
+use aws_sdk_dynamodb::error::ProvideErrorMetadata;
+
 use super::{Store, StoreError};
 
 /// Key attributes of the table and of each GSI: (index, partition key, sort key).
@@ -24,23 +26,21 @@ impl Store {
         match exists {
             Ok(_) => return Ok(false),
             Err(e)
-                if e.as_service_error()
-                    .is_some_and(|e| e.is_resource_not_found_exception()) => {}
-            Err(e) => return Err(StoreError::dynamo("DescribeTable", e)),
+                if e.as_service_error().and_then(|e| e.code())
+                    == Some("ResourceNotFoundException") => {}
+            Err(e) => return Err(StoreError::sdk("DescribeTable", e)),
         }
         let key = |name: &str, kind| {
             KeySchemaElement::builder()
                 .attribute_name(name)
                 .key_type(kind)
                 .build()
-                .map_err(|e| StoreError::Malformed(e.to_string()))
         };
         let attr = |name: &str| {
             AttributeDefinition::builder()
                 .attribute_name(name)
                 .attribute_type(ScalarAttributeType::S)
                 .build()
-                .map_err(|e| StoreError::Malformed(e.to_string()))
         };
         let gsi = GlobalSecondaryIndex::builder()
             .index_name(GSI1)
@@ -51,8 +51,7 @@ impl Store {
                     .projection_type(ProjectionType::All)
                     .build(),
             )
-            .build()
-            .map_err(|e| StoreError::Malformed(e.to_string()))?;
+            .build()?;
         let created = self
             .client
             .create_table()
@@ -71,12 +70,12 @@ impl Store {
             Ok(_) => {}
             // Another bootstrap won the race: the table exists, which is what was asked.
             Err(e)
-                if e.as_service_error()
-                    .is_some_and(|e| e.is_resource_in_use_exception()) =>
+                if e.as_service_error().and_then(|e| e.code())
+                    == Some("ResourceInUseException") =>
             {
                 return Ok(false);
             }
-            Err(e) => return Err(StoreError::dynamo("CreateTable", e)),
+            Err(e) => return Err(StoreError::sdk("CreateTable", e)),
         }
         self.client
             .update_time_to_live()
@@ -85,12 +84,11 @@ impl Store {
                 TimeToLiveSpecification::builder()
                     .attribute_name(TTL)
                     .enabled(true)
-                    .build()
-                    .map_err(|e| StoreError::Malformed(e.to_string()))?,
+                    .build()?,
             )
             .send()
             .await
-            .map_err(|e| StoreError::dynamo("UpdateTimeToLive", e))?;
+            .map_err(|e| StoreError::sdk("UpdateTimeToLive", e))?;
         Ok(true)
     }
 }

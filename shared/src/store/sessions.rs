@@ -2,12 +2,13 @@
 
 use std::collections::HashMap;
 
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{ReturnValue, ReturnValuesOnConditionCheckFailure};
 use time::OffsetDateTime;
 
 use super::item::{Item, millis, millis_av, n, s, ttl_av};
 use super::keys::{self, GSI1, GSI1_PK, GSI1_SK, KIND, PK, SK, TTL};
-use super::{Store, StoreError};
+use super::{StoreError, condition_failed, view};
 use crate::phone::PhoneNumber;
 use crate::session::{CallStatus, Refusal, Session, SessionId, SessionState};
 
@@ -34,11 +35,16 @@ pub enum Attempt {
     Match,
 }
 
+view! {
+    /// Flash-call sessions: `request` writes them, `verify` counts attempts, `status` reads.
+    Sessions
+}
+
 /// The condition every attempt is written under: the session is still open at `:now`.
 const OPEN: &str =
     "attribute_exists(#pk) AND #state = :pending AND #attempts < :max AND #expires > :now";
 
-impl Store {
+impl Sessions {
     pub async fn put_session(&self, session: &Session) -> Result<(), StoreError> {
         let mut item = HashMap::from([
             (PK.into(), s(keys::session_pk(&session.id))),
@@ -67,7 +73,7 @@ impl Store {
         if let Some(sid) = &session.call_sid {
             item.insert(CALL_SID.into(), s(sid.as_str()));
         }
-        self.client
+        self.client()
             .put_item()
             .table_name(self.table())
             .set_item(Some(item))
@@ -76,7 +82,7 @@ impl Store {
             .expression_attribute_names("#pk", PK)
             .send()
             .await
-            .map_err(|e| StoreError::dynamo("PutItem", e))?;
+            .map_err(|e| StoreError::sdk("PutItem", e))?;
         Ok(())
     }
 
@@ -90,7 +96,7 @@ impl Store {
             .consistent_read(true)
             .send()
             .await
-            .map_err(|e| StoreError::dynamo("GetItem", e))?;
+            .map_err(|e| StoreError::sdk("GetItem", e))?;
         out.item.map(|i| session_from(Item(i))).transpose()
     }
 
@@ -114,7 +120,7 @@ impl Store {
             .limit(limit)
             .send()
             .await
-            .map_err(|e| StoreError::dynamo("Query", e))?;
+            .map_err(|e| StoreError::sdk("Query", e))?;
         out.items
             .unwrap_or_default()
             .into_iter()
@@ -166,15 +172,9 @@ impl Store {
                     .ok_or_else(|| StoreError::Malformed("UpdateItem returned nothing".into()))?;
                 Ok(Ok(session_from(Item(item))?))
             }
-            Err(e) => {
-                let Some(service) = e.as_service_error() else {
-                    return Err(StoreError::dynamo("UpdateItem", e));
-                };
-                if !service.is_conditional_check_failed_exception() {
-                    return Err(StoreError::dynamo("UpdateItem", e));
-                }
-                let old = match service {
-                    aws_sdk_dynamodb::operation::update_item::UpdateItemError::ConditionalCheckFailedException(c) => c.item.clone(),
+            Err(e) if condition_failed(&e) => {
+                let old = match e.into_service_error() {
+                    UpdateItemError::ConditionalCheckFailedException(c) => c.item,
                     _ => None,
                 };
                 let refusal = match old {
@@ -187,6 +187,7 @@ impl Store {
                 };
                 Ok(Err(refusal))
             }
+            Err(e) => Err(StoreError::sdk("UpdateItem", e)),
         }
     }
 
@@ -243,32 +244,19 @@ impl Store {
         match result {
             Ok(_) => Ok(()),
             // The session left `pending` meanwhile (verified by a fast user): nothing to record.
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Ok(())
-            }
-            Err(e) => Err(StoreError::dynamo("UpdateItem", e)),
+            Err(e) if condition_failed(&e) => Ok(()),
+            Err(e) => Err(StoreError::sdk("UpdateItem", e)),
         }
     }
 }
 
 fn session_from(item: Item) -> Result<Session, StoreError> {
     let pk = item.string(PK)?;
-    let id = pk
-        .strip_prefix("SESSION#")
-        .and_then(|id| SessionId::parse(id).ok())
-        .ok_or_else(|| StoreError::Malformed("session key".into()))?;
-    let phone = |name| {
-        item.string(name).and_then(|v| {
-            PhoneNumber::parse(v).map_err(|_| StoreError::Malformed(format!("{name} of {id}")))
-        })
-    };
+    let id = keys::session_id_of(pk).ok_or_else(|| StoreError::Malformed("session key".into()))?;
     Ok(Session {
         id,
-        phone: phone(PHONE)?,
-        caller_id: phone(CALLER_ID)?,
+        phone: item.phone(PHONE)?,
+        caller_id: item.phone(CALLER_ID)?,
         state: SessionState::parse(item.string(STATE)?)
             .ok_or_else(|| StoreError::Malformed(format!("state of {id}")))?,
         attempts: item.number(ATTEMPTS)?,

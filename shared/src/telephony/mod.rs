@@ -1,6 +1,7 @@
 //! The telephony gateway: places flash calls. Twilio in production; a gateway that only logs
 //! for local use.
 
+mod configured;
 mod logging;
 mod twilio;
 
@@ -8,10 +9,15 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
+pub use configured::ConfiguredGateway;
 pub use logging::LoggingGateway;
 pub use twilio::TwilioGateway;
 
+use crate::http::Route;
 use crate::phone::PhoneNumber;
+
+/// Where Twilio posts a flash call's status changes (the `twilio-webhook` function's route).
+pub const VOICE_STATUS_CALLBACK: Route = Route::post("/webhooks/twilio/voice");
 
 /// One flash call: ring `to` from `from` for at most `ring_timeout`, hang up if answered.
 #[derive(Debug, Clone)]

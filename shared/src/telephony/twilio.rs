@@ -54,7 +54,11 @@ impl TwilioGateway {
     }
 
     async fn create_call(&self, call: &FlashCall) -> Result<PlacedCall, TelephonyError> {
-        let secrets = self.secrets.get().await;
+        let secrets = self
+            .secrets
+            .get()
+            .await
+            .map_err(|e| TelephonyError::Unavailable(e.to_string()))?;
         let Some(creds) = secrets.twilio.as_ref() else {
             return Err(TelephonyError::Unavailable(
                 "no Twilio credentials in the secret".into(),

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use devstack::traffic::{GeneratedCall, Generator, event_json};
 use futures::future::join_all;
 use serde_json::{Value, json};
-use shared::calls::{CallRecord, HistoryStatus, Outcome};
+use shared::call::{CallRecord, HistoryStatus, Outcome};
 use shared::phone::PhoneNumber;
 use tests::{SERVICE_KEY, TestApp};
 use time::OffsetDateTime;
@@ -29,7 +29,7 @@ fn call_just_initiated() -> (Vec<PhoneNumber>, GeneratedCall) {
     (numbers, call)
 }
 
-async fn post_all(app: &TestApp, events: &[shared::calls::CallEvent]) {
+async fn post_all(app: &TestApp, events: &[shared::call::CallEvent]) {
     for chunk in events.chunks(100) {
         let batch: Vec<Value> = chunk.iter().map(event_json).collect();
         let reply = app.post_events(&Value::Array(batch)).await;

@@ -1,16 +1,75 @@
 //! Handler tests from the API Gateway HTTP API (v2) events in `events/`, decoded by
 //! `lambda_http` exactly as the Lambda runtime does.
 
+use std::collections::BTreeSet;
+
 use lambda_http::{Body, Request, Response};
-use shared::calls::{CallEventEndpoint, CallHistoryEndpoint};
-use shared::flash_call::{RequestEndpoint, StatusEndpoint, VerifyEndpoint};
-use shared::http::{Endpoint, serve};
+use shared::flash_call::RequestEndpoint;
+use shared::http::{Endpoint, Served, serve};
 use shared::phone::PhoneNumber;
 
+fn events_dir() -> String {
+    format!("{}/../events", env!("CARGO_MANIFEST_DIR"))
+}
+
+fn event_text(name: &str) -> String {
+    let path = format!("{}/{name}", events_dir());
+    std::fs::read_to_string(&path).unwrap_or_else(|_| panic!("{path}"))
+}
+
 fn event(name: &str) -> Request {
-    let path = format!("{}/../events/{name}", env!("CARGO_MANIFEST_DIR"));
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|_| panic!("{path}"));
-    lambda_http::request::from_str(&text).unwrap_or_else(|e| panic!("{name}: {e}"))
+    lambda_http::request::from_str(&event_text(name)).unwrap_or_else(|e| panic!("{name}: {e}"))
+}
+
+/// The `routeKey` of a fixture: which route API Gateway matched.
+fn route_key(name: &str) -> String {
+    let value: serde_json::Value = serde_json::from_str(&event_text(name)).unwrap();
+    value["routeKey"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{name} has a routeKey"))
+        .to_owned()
+}
+
+/// Every endpoint, and the one that serves a fixture, found by the fixture's route key as API
+/// Gateway would find the function.
+struct Api(Vec<Box<dyn Served>>);
+
+impl Api {
+    async fn build(init: &shared::Init) -> Api {
+        Api(shared::endpoints::build_all(init).await.unwrap())
+    }
+
+    async fn serve(&self, name: &str) -> Response<Body> {
+        let key = route_key(name);
+        let endpoint = self
+            .0
+            .iter()
+            .find(|e| e.routes().iter().any(|r| r.has_key(&key)))
+            .unwrap_or_else(|| panic!("{name}: no endpoint serves {key}"));
+        endpoint.serve(event(name)).await
+    }
+}
+
+#[test]
+fn every_fixture_names_a_declared_route_and_every_route_has_a_fixture() {
+    let mut covered = BTreeSet::new();
+    for entry in std::fs::read_dir(events_dir()).unwrap() {
+        let name = entry.unwrap().file_name().into_string().unwrap();
+        if !name.ends_with(".json") {
+            continue;
+        }
+        let key = route_key(&name);
+        let route = shared::endpoints::routes()
+            .find(|(r, _)| r.has_key(&key))
+            .unwrap_or_else(|| panic!("{name}: {key} is no declared route"));
+        covered.insert(route.0.to_string());
+    }
+    for (route, function) in shared::endpoints::routes() {
+        assert!(
+            covered.contains(&route.to_string()),
+            "{route} ({function}) has no fixture in events/"
+        );
+    }
 }
 
 fn json(response: &Response<Body>) -> serde_json::Value {
@@ -21,9 +80,7 @@ fn json(response: &Response<Body>) -> serde_json::Value {
 #[tokio::test]
 async fn every_fixture_event_gets_its_documented_answer() {
     let (init, _clock, phone) = tests::init(&[]).await;
-    let request = RequestEndpoint::init(&init).await.unwrap();
-    let verify = VerifyEndpoint::init(&init).await.unwrap();
-    let status = StatusEndpoint::init(&init).await.unwrap();
+    let api = Api::build(&init).await;
 
     let cases: &[(&str, u16, Option<&str>)] = &[
         ("auth-request.json", 202, None),
@@ -67,14 +124,7 @@ async fn every_fixture_event_gets_its_documented_answer() {
         ("auth-status-malformed-id.json", 400, Some("invalid_field")),
     ];
     for (name, expected, code) in cases {
-        let req = event(name);
-        let response = if name.starts_with("auth-request") {
-            serve(&request, req).await
-        } else if name.starts_with("auth-verify") {
-            serve(&verify, req).await
-        } else {
-            serve(&status, req).await
-        };
+        let response = api.serve(name).await;
         let body = json(&response);
         assert_eq!(response.status().as_u16(), *expected, "{name}: {body}");
         if let Some(code) = code {
@@ -113,8 +163,7 @@ async fn the_status_callback_points_at_the_domain_api_gateway_was_called_on() {
 #[tokio::test]
 async fn call_fixtures_post_a_call_in_pieces_and_read_it_back() {
     let (init, _clock, _phone) = tests::init(&[]).await;
-    let events = CallEventEndpoint::init(&init).await.unwrap();
-    let history = CallHistoryEndpoint::init(&init).await.unwrap();
+    let api = Api::build(&init).await;
 
     let refused: &[(&str, u16, &str)] = &[
         ("calls-event-no-key.json", 401, "missing_credentials"),
@@ -124,12 +173,7 @@ async fn call_fixtures_post_a_call_in_pieces_and_read_it_back() {
         ("calls-history-forged-cursor.json", 400, "invalid_field"),
     ];
     for (name, expected, code) in refused {
-        let endpoint_is_events = name.starts_with("calls-event");
-        let response = if endpoint_is_events {
-            serve(&events, event(name)).await
-        } else {
-            serve(&history, event(name)).await
-        };
+        let response = api.serve(name).await;
         let body = json(&response);
         assert_eq!(response.status().as_u16(), *expected, "{name}: {body}");
         assert_eq!(body["error"], *code, "{name}: {body}");
@@ -137,18 +181,18 @@ async fn call_fixtures_post_a_call_in_pieces_and_read_it_back() {
 
     // The INITIATE alone, then a batch of the other two with the INITIATE again. The ids are
     // fixed, so a table that outlives a run has them already: `duplicate` then.
-    let response = serve(&events, event("calls-event.json")).await;
+    let response = api.serve("calls-event.json").await;
     let body = json(&response);
     assert_eq!(response.status().as_u16(), 200, "{body}");
     assert!(["accepted", "duplicate"].contains(&body["result"].as_str().unwrap()));
 
-    let response = serve(&events, event("calls-event-batch.json")).await;
+    let response = api.serve("calls-event-batch.json").await;
     let body = json(&response);
     assert_eq!(response.status().as_u16(), 200, "{body}");
     assert_eq!(body["rejected"], 0, "{body}");
     assert_eq!(body["results"][2]["result"], "duplicate", "{body}");
 
-    let response = serve(&history, event("calls-history.json")).await;
+    let response = api.serve("calls-history.json").await;
     let body = json(&response);
     assert_eq!(response.status().as_u16(), 200, "{body}");
     assert_eq!(
@@ -165,7 +209,7 @@ async fn call_fixtures_post_a_call_in_pieces_and_read_it_back() {
     );
     assert_eq!(body["next_cursor"], serde_json::Value::Null);
 
-    let response = serve(&history, event("calls-history-stats.json")).await;
+    let response = api.serve("calls-history-stats.json").await;
     let body = json(&response);
     assert_eq!(response.status().as_u16(), 200, "{body}");
     assert_eq!(body["total_calls"], 1, "{body}");

@@ -45,7 +45,7 @@ async fn a_phone_is_verified_with_the_caller_id_it_was_called_from() {
     assert_eq!(verified.body["token_type"], "Bearer");
     assert_eq!(verified.body["expires_in"], 900);
 
-    let secrets = app.init.secrets().await.unwrap().get().await;
+    let secrets = app.init.secrets().get().await.unwrap();
     let subject = token::verify(
         &secrets,
         &app.init.config,
@@ -118,7 +118,7 @@ async fn an_expired_session_is_refused_although_its_item_still_exists() {
     assert_eq!(without_id.status, 401, "{}", without_id.body);
 
     let id = shared::session::SessionId::parse(&session).unwrap();
-    let stored = app.store.get_session(&id).await.unwrap();
+    let stored = app.store.sessions().get_session(&id).await.unwrap();
     assert!(stored.is_some(), "the item is still in the table");
     let status = app.status(&session).await;
     assert_eq!(status.body["is_expired"], true);
@@ -240,7 +240,12 @@ async fn a_call_that_cannot_be_placed_leaves_the_session_failed_not_pending() {
     assert_eq!(reply.status, 503, "{}", reply.body);
     assert_eq!(reply.body["error"], "telephony_unavailable");
 
-    let sessions = app.store.recent_sessions(&phone, 5).await.unwrap();
+    let sessions = app
+        .store
+        .sessions()
+        .recent_sessions(&phone, 5)
+        .await
+        .unwrap();
     assert_eq!(sessions.len(), 1);
     assert_eq!(sessions[0].state, shared::session::SessionState::Failed);
     let status = app.status(&sessions[0].id.to_string()).await;

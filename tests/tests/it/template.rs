@@ -3,6 +3,7 @@
 
 use std::collections::BTreeSet;
 
+use shared::http::Method;
 use shared::store::keys::{GSI1, TTL};
 use shared::store::schema::KEYS;
 use yaml_rust2::{Yaml, YamlLoader};
@@ -68,8 +69,8 @@ fn the_table_of_the_template_is_the_one_the_store_expects() {
     assert_eq!(declared, keys);
 }
 
-#[test]
-fn every_route_of_the_template_is_served_by_the_local_api_and_no_other() {
+/// Every HTTP API route of the template: (method, path, function binary).
+fn template_routes() -> BTreeSet<(String, String, String)> {
     let t = template();
     let mut declared = BTreeSet::new();
     for (_, resource) in t["Resources"].as_hash().unwrap() {
@@ -78,14 +79,12 @@ fn every_route_of_the_template_is_served_by_the_local_api_and_no_other() {
         }
         let function = resource["Metadata"]["BuildProperties"]["Binary"]
             .as_str()
-            .or_else(|| {
-                resource["Properties"]["CodeUri"]
-                    .as_str()
-                    .map(|p| p.rsplit('/').next().unwrap())
-            })
             .unwrap()
             .to_owned();
-        for (_, event) in resource["Properties"]["Events"].as_hash().unwrap() {
+        let Some(events) = resource["Properties"]["Events"].as_hash() else {
+            continue;
+        };
+        for (_, event) in events {
             if event["Type"].as_str() == Some("HttpApi") {
                 let p = &event["Properties"];
                 declared.insert((
@@ -96,9 +95,50 @@ fn every_route_of_the_template_is_served_by_the_local_api_and_no_other() {
             }
         }
     }
-    let served: BTreeSet<(String, String, String)> = devstack::ROUTES
-        .iter()
-        .map(|(m, p, f)| (m.to_string(), p.to_string(), f.to_string()))
-        .collect();
-    assert_eq!(declared, served);
+    declared
+}
+
+#[test]
+fn the_template_declares_exactly_the_routes_the_endpoints_declare_with_head_for_each_get() {
+    let mut expected = BTreeSet::new();
+    for (route, function) in shared::endpoints::routes() {
+        expected.insert((
+            route.method.as_str().to_owned(),
+            route.path.to_owned(),
+            function.to_owned(),
+        ));
+        if route.method == Method::Get {
+            expected.insert(("HEAD".into(), route.path.to_owned(), function.to_owned()));
+        }
+    }
+    let declared = template_routes();
+    let missing: Vec<_> = expected.difference(&declared).collect();
+    let unserved: Vec<_> = declared.difference(&expected).collect();
+    assert!(
+        missing.is_empty(),
+        "routes missing from template.yaml: {missing:?}"
+    );
+    assert!(
+        unserved.is_empty(),
+        "template.yaml routes no endpoint declares: {unserved:?}"
+    );
+}
+
+#[test]
+fn every_endpoint_is_a_function_crate_of_the_workspace() {
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+    let workspace = std::fs::read_to_string(format!("{root}/Cargo.toml")).unwrap();
+    for entry in shared::endpoints::ALL {
+        let main = format!("{root}/functions/{}/src/main.rs", entry.name);
+        let text = std::fs::read_to_string(&main).unwrap_or_else(|_| panic!("{main}"));
+        assert!(
+            text.contains("shared::runtime::run::<"),
+            "{main} runs an endpoint"
+        );
+        assert!(
+            workspace.contains(&format!("\"functions/{}\"", entry.name)),
+            "functions/{} is a workspace member",
+            entry.name
+        );
+    }
 }

@@ -206,7 +206,8 @@ async fn a_request_whose_call_twilio_cannot_place_is_a_503_with_the_session_fail
     let clock = Arc::new(shared::clock::ManualClock::starting_at(
         time::OffsetDateTime::now_utc(),
     ));
-    let init = Init::new(config, shared::aws::sdk_config().await)
+    let sdk = shared::aws::sdk_config(&config).await;
+    let init = Init::new(config, sdk)
         .with_clock(clock.clone())
         .with_secrets(secrets());
     let app = TestApp::spawn_with(init, clock, Arc::new(tests::Phone::default())).await;
@@ -216,7 +217,12 @@ async fn a_request_whose_call_twilio_cannot_place_is_a_503_with_the_session_fail
     assert_eq!(reply.status, 503, "{}", reply.body);
     assert_eq!(reply.body["error"], "telephony_unavailable");
     assert_eq!(twilio.received_requests().await.unwrap().len(), 2);
-    let sessions = app.store.recent_sessions(&phone, 5).await.unwrap();
+    let sessions = app
+        .store
+        .sessions()
+        .recent_sessions(&phone, 5)
+        .await
+        .unwrap();
     assert_eq!(sessions.len(), 1);
     assert_eq!(sessions[0].state, SessionState::Failed);
 }

@@ -31,7 +31,7 @@ async fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let config = Config::from_env()?;
-    let sdk = shared::aws::sdk_config().await;
+    let sdk = shared::aws::sdk_config(&config).await;
     let store = Store::from_sdk_config(&sdk, &config.table_name);
     match args.as_slice() {
         ["bootstrap"] => {
@@ -45,7 +45,7 @@ async fn main() -> anyhow::Result<()> {
             ensure_secret(&secrets, &config.secret_id).await?;
             let pool = std::env::var("POOL_NUMBERS").unwrap_or_else(|_| DEFAULT_POOL.into());
             for number in parse_numbers(pool.split(','))? {
-                store.put_pool_number(&number, true).await?;
+                store.pool().put(&number, true).await?;
             }
             print_pool(&store).await
         }
@@ -66,13 +66,13 @@ async fn main() -> anyhow::Result<()> {
         }
         ["pool", "add", numbers @ ..] if !numbers.is_empty() => {
             for number in parse_numbers(numbers.iter().copied())? {
-                store.put_pool_number(&number, true).await?;
+                store.pool().put(&number, true).await?;
             }
             print_pool(&store).await
         }
         ["pool", "disable", numbers @ ..] if !numbers.is_empty() => {
             for number in parse_numbers(numbers.iter().copied())? {
-                store.put_pool_number(&number, false).await?;
+                store.pool().put(&number, false).await?;
             }
             print_pool(&store).await
         }
@@ -91,7 +91,7 @@ async fn traffic(store: &Store, calls: usize, numbers: usize, seed: u64) -> anyh
     let events = generator.shuffled_events(&generated, 10);
     let started = std::time::Instant::now();
     for event in &events {
-        store.ingest_call_event(event).await?;
+        store.calls().ingest_call_event(event).await?;
     }
     println!(
         "{} calls, {} events (seed {seed}) in {:.1} s between:",
@@ -114,7 +114,7 @@ fn parse_numbers<'a>(items: impl Iterator<Item = &'a str>) -> anyhow::Result<Vec
 }
 
 async fn print_pool(store: &Store) -> anyhow::Result<()> {
-    for entry in store.pool().await? {
+    for entry in store.pool().entries().await? {
         let state = if entry.active { "active" } else { "disabled" };
         println!("pool {} {state}", entry.number);
     }
