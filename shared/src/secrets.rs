@@ -226,7 +226,7 @@ impl SecretsCache {
         };
         match snapshot {
             Some((secrets, loaded_at)) if loaded_at.elapsed() < self.refresh_interval => {
-                return Ok(secrets);
+                Ok(secrets)
             }
             Some((secrets, _)) => {
                 // One refresh at a time; everyone else keeps using the current value meanwhile.
