@@ -52,22 +52,28 @@ impl Init {
     }
 
     /// Replaces the telephony gateway (tests, benchmarks).
-    pub fn with_telephony(self, gateway: Arc<dyn TelephonyGateway>) -> Self {
-        let _ = self.telephony.set(gateway);
+    pub fn with_telephony(mut self, gateway: Arc<dyn TelephonyGateway>) -> Self {
+        self.telephony = OnceCell::new_with(Some(gateway));
         self
     }
 
     /// Adds an interceptor to every DynamoDB call of every endpoint built from this `Init`
-    /// (the benchmark counts calls with one).
+    /// (the benchmark counts calls with one; tests inject faults with one).
     pub fn with_dynamodb_interceptor(
-        mut self,
+        self,
         interceptor: impl aws_sdk_dynamodb::config::Intercept + 'static,
     ) -> Self {
-        let config = aws_sdk_dynamodb::Config::from(&self.sdk)
-            .to_builder()
-            .interceptor(interceptor)
-            .build();
-        self.dynamodb = aws_sdk_dynamodb::Client::from_conf(config);
+        self.with_dynamodb_config(|c| c.interceptor(interceptor))
+    }
+
+    /// Changes the DynamoDB client's configuration for every endpoint built from this `Init`
+    /// (tests point it at a dead or frozen endpoint).
+    pub fn with_dynamodb_config(
+        mut self,
+        change: impl FnOnce(aws_sdk_dynamodb::config::Builder) -> aws_sdk_dynamodb::config::Builder,
+    ) -> Self {
+        let builder = aws_sdk_dynamodb::Config::from(&self.sdk).to_builder();
+        self.dynamodb = aws_sdk_dynamodb::Client::from_conf(change(builder).build());
         self
     }
 

@@ -3,6 +3,7 @@
 //! exactly as in Lambda, and served by the same endpoint code.
 
 mod event;
+mod head_guard;
 mod routes;
 mod server;
 pub mod traffic;

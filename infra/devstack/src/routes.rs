@@ -25,7 +25,9 @@ impl LocalApi {
 
     /// Routes a request as API Gateway would, then serves it as Lambda would.
     pub async fn handle(&self, mut event: GatewayEvent) -> Response<Body> {
-        if event.path.len() + event.raw_query.len() > GATEWAY_MAX_REQUEST_LINE {
+        if event.path.len() + event.raw_query.len() > GATEWAY_MAX_REQUEST_LINE
+            || event.path == crate::head_guard::TOO_LONG_PATH
+        {
             return ApiError::refused(
                 ErrorCode::UriTooLong,
                 format!("the path and query are longer than {GATEWAY_MAX_REQUEST_LINE} bytes"),

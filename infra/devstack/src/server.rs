@@ -13,6 +13,7 @@ use shared::http::ApiError;
 use tokio::net::TcpListener;
 
 use crate::event::GatewayEvent;
+use crate::head_guard::HeadGuard;
 use crate::routes::LocalApi;
 
 /// API Gateway refuses payloads over 10 MB before Lambda sees them; so does the local API.
@@ -29,7 +30,7 @@ pub async fn serve(listener: TcpListener, api: Arc<LocalApi>) -> anyhow::Result<
                 async move { Ok::<_, Infallible>(handle(&api, req, peer.ip().to_string()).await) }
             });
             if let Err(error) = http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
+                .serve_connection(TokioIo::new(HeadGuard::new(stream)), service)
                 .await
             {
                 tracing::debug!(%error, "connection closed with an error");

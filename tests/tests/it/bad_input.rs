@@ -217,4 +217,114 @@ async fn unknown_routes_and_methods_get_json_errors() {
     let reply = app.get("/auth/request").await;
     assert_eq!(reply.status, 405);
     assert_eq!(reply.body["error"], "method_not_allowed");
+    assert_eq!(reply.headers["allow"], "POST");
+    let reply = app
+        .send(app.client.post(format!("{}/auth/status/abc", app.url)))
+        .await;
+    assert_eq!(reply.status, 405);
+    assert_eq!(reply.headers["allow"], "GET, HEAD");
+    let reply = app
+        .send(
+            app.client
+                .delete(format!("{}/calls/history/%2B14155550100", app.url)),
+        )
+        .await;
+    assert_eq!(reply.status, 405);
+    assert_eq!(reply.headers["allow"], "GET, HEAD");
+}
+
+#[tokio::test]
+async fn head_on_a_get_route_answers_as_get_without_a_body() {
+    let app = TestApp::spawn(&[]).await;
+    let session = app.start_session(&random_phone()).await;
+    let url = format!("{}/auth/status/{session}", app.url);
+    let get = app.client.get(&url).send().await.unwrap();
+    let head = app.client.head(&url).send().await.unwrap();
+    assert_eq!(head.status(), get.status());
+    assert_eq!(head.status(), 200);
+    assert_eq!(head.headers()["content-type"], "application/json");
+    assert!(head.bytes().await.unwrap().is_empty());
+    let head = app
+        .client
+        .head(format!("{}/auth/status/not-a-uuid", app.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.status(), 400);
+    let head = app
+        .client
+        .head(format!("{}/auth/request", app.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.status(), 405);
+    assert_eq!(head.headers()["allow"], "POST");
+}
+
+#[tokio::test]
+async fn a_path_or_query_too_long_for_api_gateway_is_a_json_414() {
+    let app = TestApp::spawn(&[]).await;
+    for path in [
+        format!("/auth/status/{}", "a".repeat(11 * 1024)),
+        format!("/auth/status/abc?pad={}", "b".repeat(11 * 1024)),
+    ] {
+        let reply = app.get(&path).await;
+        assert_eq!(reply.status, 414, "{} bytes", path.len());
+        assert_eq!(reply.body["error"], "uri_too_long");
+    }
+}
+
+/// Sends raw HTTP/1.1 requests on one connection; returns each response's head and body.
+async fn raw_exchange(app: &TestApp, requests: &[String]) -> Vec<(String, String)> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = app.url.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut answers = Vec::new();
+    for request in requests {
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut bytes = Vec::new();
+        let mut chunk = [0u8; 4096];
+        loop {
+            let n = stream.read(&mut chunk).await.unwrap();
+            assert!(n > 0, "the connection closed before an answer");
+            bytes.extend_from_slice(&chunk[..n]);
+            let text = String::from_utf8_lossy(&bytes).to_string();
+            if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                let length: usize = head
+                    .lines()
+                    .find_map(|l| {
+                        l.to_ascii_lowercase()
+                            .strip_prefix("content-length: ")
+                            .map(|v| v.trim().parse().unwrap())
+                    })
+                    .unwrap_or(0);
+                if body.len() >= length {
+                    answers.push((head.to_owned(), body.to_owned()));
+                    break;
+                }
+            }
+        }
+    }
+    answers
+}
+
+#[tokio::test]
+async fn a_request_line_longer_than_hyper_takes_is_a_json_414_even_on_a_reused_connection() {
+    let app = TestApp::spawn(&[]).await;
+    let get = |path: &str| format!("GET {path} HTTP/1.1\r\nhost: local\r\n\r\n");
+    let long = format!("/auth/status/{}", "c".repeat(70 * 1024));
+    let answers = raw_exchange(
+        &app,
+        &[
+            get("/auth/status/not-a-uuid"),
+            get(&long),
+            get("/auth/status/not-a-uuid"),
+        ],
+    )
+    .await;
+    assert!(answers[0].0.starts_with("HTTP/1.1 400"), "{}", answers[0].0);
+    assert!(answers[1].0.starts_with("HTTP/1.1 414"), "{}", answers[1].0);
+    let body: Value = serde_json::from_str(&answers[1].1).unwrap();
+    assert_eq!(body["error"], "uri_too_long");
+    assert!(answers[2].0.starts_with("HTTP/1.1 400"), "{}", answers[2].0);
 }

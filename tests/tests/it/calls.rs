@@ -6,6 +6,7 @@ use devstack::traffic::{GeneratedCall, Generator, event_json};
 use futures::future::join_all;
 use serde_json::{Value, json};
 use shared::call::{CallRecord, HistoryStatus, Outcome};
+use shared::clock::Clock;
 use shared::phone::PhoneNumber;
 use tests::{SERVICE_KEY, TestApp};
 use time::OffsetDateTime;
@@ -584,4 +585,63 @@ async fn bad_events_and_batches_are_refused_item_by_item_and_write_nothing() {
         .await;
     assert_eq!(reply.status, 400);
     assert_eq!(reply.body["field"], "phone_number");
+}
+
+#[tokio::test]
+async fn event_times_at_the_window_bounds_read_back_and_times_outside_it_are_refused() {
+    let app = TestApp::spawn(&[]).await;
+    let (numbers, call) = call_just_initiated();
+    let good = event_json(&call.events[0]);
+    let at = |call_id: &str, created_at: &str| {
+        let mut e = good.clone();
+        e["event_id"] = json!(format!("{call_id}-e"));
+        e["call_id"] = json!(call_id);
+        e["created_at"] = json!(created_at);
+        e
+    };
+    let run = uuid::Uuid::new_v4().simple().to_string();
+    let latest = ts(app.clock.now() + time::Duration::days(1));
+    for (suffix, created_at) in [("old", "2000-01-01T00:00:00Z"), ("new", latest.as_str())] {
+        let reply = app
+            .post_events(&at(&format!("{run}-{suffix}"), created_at))
+            .await;
+        assert_eq!(reply.status, 200, "{created_at}: {}", reply.body);
+    }
+    for created_at in [
+        "9999-12-31T23:59:59-01:00",
+        "0000-01-01T00:00:00+01:00",
+        "1999-12-31T23:59:59Z",
+        "1969-12-31T23:59:59Z",
+    ] {
+        let reply = app
+            .post_events(&at(&format!("{run}-out"), created_at))
+            .await;
+        assert_eq!(reply.status, 400, "{created_at}: {}", reply.body);
+        assert_eq!(reply.body["field"], "created_at");
+    }
+    let reply = app
+        .post_events(&{
+            let mut e = at(&format!("{run}-tagged"), "2026-11-21T10:00:00Z");
+            e["event"] = json!({"INITIATE": null});
+            e
+        })
+        .await;
+    assert_eq!(reply.status, 400, "{}", reply.body);
+    assert_eq!(reply.body["field"], "event");
+
+    // Whatever was accepted reads back, newest first, in RFC 3339, and the stats too.
+    let caller = &numbers[0];
+    let rows = all_rows(&app, caller, &[], 50).await;
+    let times: Vec<&str> = rows
+        .iter()
+        .map(|r| r["call_time"].as_str().unwrap())
+        .collect();
+    assert_eq!(times, [latest.as_str(), "2000-01-01T00:00:00Z"]);
+    let stats = app.history(caller, "/stats", &[], Some(SERVICE_KEY)).await;
+    assert_eq!(stats.status, 200, "{}", stats.body);
+    assert_eq!(
+        stats.body["calls_per_month"]["2000-01"], 1,
+        "{}",
+        stats.body
+    );
 }

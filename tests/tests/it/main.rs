@@ -6,6 +6,7 @@ mod calls;
 mod concurrency;
 mod fixtures;
 mod flash_flow;
+mod outages;
 mod rate_limits;
 mod template;
 mod twilio;
