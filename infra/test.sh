@@ -4,4 +4,4 @@
 set -euo pipefail
 # shellcheck source=infra/stack.sh
 source "$(dirname "${BASH_SOURCE[0]}")/stack.sh"
-with_own_stack test cargo test --workspace "$@"
+with_own_stack test bash -c 'infra/dev_signals_test.sh && cargo test --workspace "$@"' test "$@"
