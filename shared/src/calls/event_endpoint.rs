@@ -86,6 +86,12 @@ impl Endpoint for CallEventEndpoint {
 }
 
 fn parse(value: Value, now: OffsetDateTime) -> Result<CallEvent, ApiError> {
+    // serde would also read a struct from an array, positionally: an event is an object only.
+    if !value.is_object() {
+        return Err(ApiError::InvalidJson(
+            "an event must be a JSON object".into(),
+        ));
+    }
     let input: EventInput = from_value(value)?;
     CallEvent::from_input(input, now).map_err(|(field, detail)| ApiError::field(field, detail))
 }

@@ -554,6 +554,25 @@ async fn bad_events_and_batches_are_refused_item_by_item_and_write_nothing() {
         "nothing was written"
     );
 
+    // An event is an object: the same fields as an array are not read positionally.
+    let positional = Value::Array(
+        [
+            "event_id",
+            "call_id",
+            "event",
+            "calling_number",
+            "called_number",
+            "created_at",
+        ]
+        .iter()
+        .map(|k| good[*k].clone())
+        .collect(),
+    );
+    let reply = app.post_events(&json!([positional])).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(reply.body["rejected"], 1, "{}", reply.body);
+    assert_eq!(reply.body["results"][0]["error"], "invalid_json");
+
     // In a batch, one bad item does not block the good ones.
     let batch = json!([bad[0].0, good, bad[3].0]);
     let reply = app.post_events(&batch).await;

@@ -142,3 +142,49 @@ fn every_endpoint_is_a_function_crate_of_the_workspace() {
         );
     }
 }
+
+fn openapi() -> Yaml {
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../openapi.yaml"))
+        .expect("openapi.yaml");
+    YamlLoader::load_from_str(&text)
+        .expect("valid YAML")
+        .remove(0)
+}
+
+#[test]
+fn the_contract_names_exactly_the_routes_the_endpoints_declare_with_head_for_each_get() {
+    let spec = openapi();
+    let mut documented = BTreeSet::new();
+    for (path, item) in spec["paths"].as_hash().unwrap() {
+        for (method, _) in item.as_hash().unwrap() {
+            let method = method.as_str().unwrap();
+            if ["get", "post", "head", "put", "patch", "delete"].contains(&method) {
+                documented.insert((method.to_uppercase(), path.as_str().unwrap().to_owned()));
+            }
+        }
+    }
+    let mut declared = BTreeSet::new();
+    for (route, _) in shared::endpoints::routes() {
+        declared.insert((route.method.as_str().to_owned(), route.path.to_owned()));
+        if route.method == Method::Get {
+            declared.insert(("HEAD".to_owned(), route.path.to_owned()));
+        }
+    }
+    assert_eq!(documented, declared);
+}
+
+#[test]
+fn the_contract_lists_exactly_the_error_codes_of_the_api() {
+    let spec = openapi();
+    let documented: BTreeSet<&str> = spec["components"]["schemas"]["ErrorCode"]["enum"]
+        .as_vec()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap())
+        .collect();
+    let codes: BTreeSet<&str> = shared::http::ErrorCode::ALL
+        .iter()
+        .map(|c| c.as_str())
+        .collect();
+    assert_eq!(documented, codes);
+}
