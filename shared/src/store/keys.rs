@@ -1,5 +1,8 @@
 //! Attribute names and key formats of the single table. Every key string is built here.
 
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::types::AttributeValue;
 use time::OffsetDateTime;
 
 use super::item::millis;
@@ -20,6 +23,14 @@ pub fn session_pk(id: &SessionId) -> String {
     format!("SESSION#{id}")
 }
 pub const SESSION_SK: &str = "SESSION";
+
+/// The primary key of a session's item.
+pub fn session_key(id: &SessionId) -> HashMap<String, AttributeValue> {
+    HashMap::from([
+        (PK.to_owned(), AttributeValue::S(session_pk(id))),
+        (SK.to_owned(), AttributeValue::S(SESSION_SK.to_owned())),
+    ])
+}
 
 /// The session a session key names.
 pub fn session_id_of(pk: &str) -> Option<SessionId> {

@@ -88,11 +88,10 @@ impl Sessions {
 
     pub async fn get_session(&self, id: &SessionId) -> Result<Option<Session>, StoreError> {
         let out = self
-            .client
+            .client()
             .get_item()
             .table_name(self.table())
-            .key(PK, s(keys::session_pk(id)))
-            .key(SK, s(keys::SESSION_SK))
+            .set_key(Some(keys::session_key(id)))
             .consistent_read(true)
             .send()
             .await
@@ -107,7 +106,7 @@ impl Sessions {
         limit: i32,
     ) -> Result<Vec<Session>, StoreError> {
         let out = self
-            .client
+            .client()
             .query()
             .table_name(self.table())
             .index_name(GSI1)
@@ -140,11 +139,10 @@ impl Sessions {
         max_attempts: u32,
     ) -> Result<Result<Session, Refusal>, StoreError> {
         let mut update = self
-            .client
+            .client()
             .update_item()
             .table_name(self.table())
-            .key(PK, s(keys::session_pk(id)))
-            .key(SK, s(keys::SESSION_SK))
+            .set_key(Some(keys::session_key(id)))
             .condition_expression(OPEN)
             .expression_attribute_names("#pk", PK)
             .expression_attribute_names("#state", STATE)
@@ -216,11 +214,10 @@ impl Sessions {
     ) -> Result<(), StoreError> {
         let mut sets = vec!["#call_status = :status"];
         let mut update = self
-            .client
+            .client()
             .update_item()
             .table_name(self.table())
-            .key(PK, s(keys::session_pk(id)))
-            .key(SK, s(keys::SESSION_SK))
+            .set_key(Some(keys::session_key(id)))
             .condition_expression("attribute_exists(#pk) AND #state = :pending")
             .expression_attribute_names("#pk", PK)
             .expression_attribute_names("#state", STATE)
