@@ -64,7 +64,8 @@ impl Authenticator {
             clock: init.clock.clone(),
             secrets: {
                 let secrets = init.secrets();
-                secrets.warm().await?;
+                let (warmed, ()) = tokio::join!(secrets.warm(), crate::phone::warm_up());
+                warmed?;
                 secrets
             },
         })

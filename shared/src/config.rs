@@ -5,6 +5,9 @@ use std::fmt::Display;
 use std::str::FromStr;
 use std::time::Duration;
 
+use crate::phone::NumberType;
+use crate::store::rate_limits::SendBudgets;
+
 /// The typed configuration. Build it with [`Config::from_env`] in production or
 /// [`Config::from_vars`] in tests; nothing else reads the environment.
 #[derive(Debug, Clone)]
@@ -22,6 +25,12 @@ pub struct Config {
     /// Country calling codes allowed to verify; empty allows every country.
     pub allowed_country_codes: BTreeSet<u16>,
     pub require_app_signature: bool,
+    /// Number types that may be called or texted (libphonenumber's, from its metadata).
+    pub allowed_number_types: BTreeSet<NumberType>,
+    /// Service-wide budgets of sends that reach the provider, per hour.
+    pub send_budgets: SendBudgets,
+    /// Failed verifications a phone may have in a UTC day, across sessions and channels.
+    pub max_failed_verifications_per_phone_per_day: u32,
     pub flash_call_ring_timeout: Duration,
     pub token_lifetime: Duration,
     pub token_issuer: String,
@@ -81,6 +90,24 @@ impl Config {
             request_cooldown: env.seconds("REQUEST_COOLDOWN_SECONDS", 30, 0..=3600),
             allowed_country_codes: env.country_codes("ALLOWED_COUNTRY_CODES"),
             require_app_signature: env.boolean("REQUIRE_APP_SIGNATURE", true),
+            allowed_number_types: env.number_types(
+                "ALLOWED_NUMBER_TYPES",
+                &[NumberType::Mobile, NumberType::FixedLineOrMobile],
+            ),
+            send_budgets: SendBudgets {
+                per_hour: env.number("MAX_SENDS_PER_HOUR", 1000, 1..=10_000_000),
+                per_country_per_hour: env.number(
+                    "MAX_SENDS_PER_COUNTRY_PER_HOUR",
+                    200,
+                    1..=10_000_000,
+                ),
+                per_prefix_per_hour: env.number("MAX_SENDS_PER_PREFIX_PER_HOUR", 20, 1..=1_000_000),
+            },
+            max_failed_verifications_per_phone_per_day: env.number(
+                "MAX_FAILED_VERIFICATIONS_PER_PHONE_PER_DAY",
+                10,
+                1..=1000,
+            ),
             flash_call_ring_timeout: env.seconds("FLASH_CALL_RING_TIMEOUT_SECONDS", 10, 5..=60),
             token_lifetime: env.seconds("TOKEN_LIFETIME_SECONDS", 900, 60..=86_400),
             token_issuer: env.string("TOKEN_ISSUER", "phone-verification"),
@@ -197,6 +224,33 @@ impl Vars {
         }
     }
 
+    fn number_types(&mut self, name: &str, default: &[NumberType]) -> BTreeSet<NumberType> {
+        let Some(raw) = self.raw(name) else {
+            return default.iter().copied().collect();
+        };
+        let mut types = BTreeSet::new();
+        for part in raw.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            match NumberType::parse(part) {
+                Some(t) => {
+                    types.insert(t);
+                }
+                None => {
+                    let known: Vec<&str> = NumberType::ALL.iter().map(|t| t.as_str()).collect();
+                    self.problems.push(format!(
+                        "{name} must be a comma-separated list of {}",
+                        known.join(", ")
+                    ));
+                    return BTreeSet::new();
+                }
+            }
+        }
+        if types.is_empty() {
+            self.problems
+                .push(format!("{name} must name at least one number type"));
+        }
+        types
+    }
+
     fn country_codes(&mut self, name: &str) -> BTreeSet<u16> {
         let Some(raw) = self.raw(name) else {
             return BTreeSet::new();
@@ -265,6 +319,24 @@ mod tests {
         }
         assert!(!text.contains("maybe-secret-value"));
         assert_eq!(err.problems.len(), 5);
+    }
+
+    #[test]
+    fn number_types_default_to_what_a_phone_can_read_and_unknown_names_are_refused() {
+        let c = Config::from_vars(vars(&[])).unwrap();
+        assert_eq!(
+            c.allowed_number_types,
+            BTreeSet::from([NumberType::Mobile, NumberType::FixedLineOrMobile])
+        );
+        let c = Config::from_vars(vars(&[("ALLOWED_NUMBER_TYPES", "mobile, fixed_line")])).unwrap();
+        assert_eq!(
+            c.allowed_number_types,
+            BTreeSet::from([NumberType::Mobile, NumberType::FixedLine])
+        );
+        let err = Config::from_vars(vars(&[("ALLOWED_NUMBER_TYPES", "mobile,premium")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("ALLOWED_NUMBER_TYPES"), "{err}");
     }
 
     #[test]

@@ -123,16 +123,21 @@ impl PhoneNumber {
         self.country_code
     }
 
-    /// The number as it may appear in logs: `+1415***0123`.
+    /// The number as it may appear in logs: the country calling code and the last two digits
+    /// (`+1***23`). An area code and four digits (`+1415***0123`) would leave a thousand
+    /// candidates; this leaves millions.
     pub fn masked(&self) -> String {
-        let visible_head = 5.min(self.e164.len());
-        let tail_start = self.e164.len().saturating_sub(4).max(visible_head);
-        format!(
-            "{}***{}",
-            &self.e164[..visible_head],
-            &self.e164[tail_start..]
-        )
+        let head = 1 + self.country_code.to_string().len();
+        let tail = self.e164.len().saturating_sub(2).max(head);
+        format!("{}***{}", &self.e164[..head], &self.e164[tail..])
     }
+}
+
+/// Loads the parser's metadata and compiles the patterns of the first country, on a blocking
+/// thread: an endpoint's `init` runs it while it waits for the secret, so that its first
+/// request does not pay for it.
+pub async fn warm_up() {
+    let _ = tokio::task::spawn_blocking(|| PhoneNumber::parse("+14155550123")).await;
 }
 
 /// The kind of line a number is, as libphonenumber's metadata classifies it.
@@ -360,10 +365,12 @@ mod tests {
     }
 
     #[test]
-    fn masking_keeps_only_the_country_prefix_and_the_last_four_digits() {
+    fn masking_keeps_only_the_country_code_and_the_last_two_digits() {
         let n = PhoneNumber::parse("+14155550123").unwrap();
-        assert_eq!(n.masked(), "+1415***0123");
-        assert_eq!(format!("{n:?}"), "PhoneNumber(+1415***0123)");
+        assert_eq!(n.masked(), "+1***23");
+        let n = PhoneNumber::parse("+447911123456").unwrap();
+        assert_eq!(n.masked(), "+44***56");
+        assert_eq!(format!("{n:?}"), "PhoneNumber(+44***56)");
     }
 
     #[test]

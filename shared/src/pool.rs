@@ -31,6 +31,14 @@ impl SourcePool {
         }
     }
 
+    /// Reads the pool ahead of the first request (an endpoint's `init` does, beside its other
+    /// waits). A failure is only logged: the first request reads the pool again.
+    pub async fn prefetch(&self) {
+        if let Err(error) = self.active_numbers().await {
+            tracing::warn!(%error, "the pool could not be read at start");
+        }
+    }
+
     /// A random active number other than `callee`, or `None` when the pool has none.
     pub async fn pick(&self, callee: &PhoneNumber) -> Result<Option<PhoneNumber>, StoreError> {
         let numbers = self.active_numbers().await?;

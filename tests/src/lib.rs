@@ -28,6 +28,12 @@ pub const APP_SIGNATURE: &str = "local-dev-signature";
 
 /// Settings under which most tests run: limits out of the way unless a test sets them.
 const TEST_DEFAULTS: &[(&str, &str)] = &[
+    // The service-wide budgets are shared by every test on the table: out of the way, but for
+    // the guard's own tests (on tables of their own, `isolated_init`).
+    ("MAX_SENDS_PER_HOUR", "10000000"),
+    ("MAX_SENDS_PER_COUNTRY_PER_HOUR", "10000000"),
+    ("MAX_SENDS_PER_PREFIX_PER_HOUR", "1000000"),
+    ("MAX_FAILED_VERIFICATIONS_PER_PHONE_PER_DAY", "1000"),
     // DynamoDB Local shares two cores with the whole test run: a slow answer is not an outage
     // here (the outage tests set their own short timeouts).
     ("AWS_ATTEMPT_TIMEOUT_MS", "5000"),
@@ -110,6 +116,37 @@ pub async fn init(overrides: &[(&str, &str)]) -> (Init, Arc<ManualClock>, Arc<Ph
     let init = Init::new(config, sdk)
         .with_clock(clock.clone())
         .with_telephony(phone.clone());
+    (init, clock, phone)
+}
+
+/// The pool numbers `stackctl bootstrap` seeds.
+pub const POOL: [&str; 5] = [
+    "+14155550100",
+    "+14155550101",
+    "+14155550102",
+    "+14155550103",
+    "+14155550104",
+];
+
+/// Like [`init`], on a table of its own (created, with the pool seeded): for tests of
+/// service-wide budgets, which every other test on a shared table would also spend.
+pub async fn isolated_init(overrides: &[(&str, &str)]) -> (Init, Arc<ManualClock>, Arc<Phone>) {
+    let table = format!("it-{}", uuid::Uuid::new_v4().simple());
+    let mut all: Vec<(&str, &str)> = overrides.to_vec();
+    all.push(("TABLE_NAME", &table));
+    let (init, clock, phone) = init(&all).await;
+    let store = init.store();
+    store
+        .create_table_if_missing()
+        .await
+        .expect("table created");
+    for number in POOL {
+        store
+            .pool()
+            .put(&PhoneNumber::parse(number).unwrap(), true)
+            .await
+            .expect("pool seeded");
+    }
     (init, clock, phone)
 }
 

@@ -2,9 +2,11 @@
 //! the API Gateway (HTTP API, payload 2.0) event Lambda would receive, decoded by `lambda_http`
 //! exactly as in Lambda, and served by the same endpoint code.
 
+pub mod bootstrap;
 mod event;
 mod head_guard;
 mod routes;
+pub mod runtime_api;
 mod server;
 pub mod traffic;
 

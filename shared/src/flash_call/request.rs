@@ -58,7 +58,13 @@ impl Endpoint for RequestEndpoint {
 
     async fn init(init: &Init) -> anyhow::Result<Self> {
         let secrets = init.secrets();
-        secrets.warm().await?;
+        let store = init.store();
+        let pool = SourcePool::new(store.pool(), init.config.pool_cache_ttl);
+        // The secret, the pool (which also opens the DynamoDB connection) and the phone
+        // parser's metadata load side by side.
+        let (warmed, (), ()) =
+            tokio::join!(secrets.warm(), crate::phone::warm_up(), pool.prefetch());
+        warmed?;
         if init.config.require_app_signature
             && secrets
                 .loaded()
@@ -69,9 +75,8 @@ impl Endpoint for RequestEndpoint {
                 init.config.secret_id
             );
         }
-        let store = init.store();
         Ok(RequestEndpoint {
-            pool: SourcePool::new(store.pool(), init.config.pool_cache_ttl),
+            pool,
             telephony: init.telephony().await?,
             config: init.config.clone(),
             clock: init.clock.clone(),
@@ -101,6 +106,17 @@ impl Endpoint for RequestEndpoint {
             ));
         }
 
+        let number_type = phone.number_type();
+        if !self.config.allowed_number_types.contains(&number_type) {
+            return Err(ApiError::refused(
+                ErrorCode::NumberTypeNotAllowed,
+                format!(
+                    "{} numbers cannot be verified here (a flash call can only be read on a phone)",
+                    number_type.as_str()
+                ),
+            ));
+        }
+
         let now = self.clock.now();
         let ip = client_ip(&req);
         let allowance = Allowance {
@@ -110,6 +126,8 @@ impl Endpoint for RequestEndpoint {
             per_phone_per_day: self.config.max_requests_per_phone_per_day,
             per_ip_per_hour: self.config.max_requests_per_ip_per_hour,
             cooldown: self.config.request_cooldown,
+            sends: Some(self.config.send_budgets),
+            failure_cap: Some(self.config.max_failed_verifications_per_phone_per_day),
         };
         self.limits.take_allowance(&allowance, now).await??;
 

@@ -14,14 +14,16 @@ use crate::init::Init;
 use crate::phone::PhoneNumber;
 use crate::secrets::SecretsCache;
 use crate::session::{Refusal, Session, SessionId};
-use crate::store::Sessions;
-use crate::store::sessions::Attempt;
+use crate::store::rate_limits::seconds_to_day_end;
+use crate::store::sessions::{Attempt, MatchRefused};
+use crate::store::{Limits, Sessions};
 use crate::token::{self, TOKEN_TYPE};
 
 pub struct VerifyEndpoint {
     config: Arc<Config>,
     clock: Arc<dyn Clock>,
     sessions: Sessions,
+    limits: Limits,
     secrets: Arc<SecretsCache>,
 }
 
@@ -53,12 +55,15 @@ impl Endpoint for VerifyEndpoint {
 
     async fn init(init: &Init) -> anyhow::Result<Self> {
         let secrets = init.secrets();
-        secrets.warm().await?;
+        // The phone parser warms on another thread while the secret is fetched.
+        let (warmed, ()) = tokio::join!(secrets.warm(), crate::phone::warm_up());
+        warmed?;
         Ok(VerifyEndpoint {
             secrets,
             config: init.config.clone(),
             clock: init.clock.clone(),
             sessions: init.store().sessions(),
+            limits: init.store().limits(),
         })
     }
 
@@ -87,25 +92,34 @@ impl Endpoint for VerifyEndpoint {
             .as_bytes()
             .ct_eq(received.as_str().as_bytes())
             .into();
-        // The token's key is read before the attempt is counted: a session must never turn
+        // The token's key is read before anything is counted: a session must never turn
         // verified while its token cannot be issued (Secrets Manager down is a 503 that changes
         // nothing).
         let secrets = self.secrets.get().await?;
-        let attempt = if matches {
-            Attempt::Match
-        } else {
-            Attempt::Mismatch
-        };
-        let updated = self
-            .sessions
-            .record_attempt(&session.id, attempt, now, max)
-            .await??;
+        let cap = self.config.max_failed_verifications_per_phone_per_day;
         if !matches {
+            // The phone's failure is counted first, under its daily cap: past the cap nothing
+            // more is answered about any session of the phone, so a guesser gets at most `cap`
+            // answers a day whatever the sessions and the concurrency.
+            if let Err(exceeded) = self.limits.count_failure(&session.phone, cap, now).await? {
+                tracing::info!(session_id = %session.id, "phone locked: failed verifications at the daily cap");
+                return Err(phone_locked(exceeded.retry_after_secs));
+            }
+            let updated = self
+                .sessions
+                .record_attempt(&session.id, Attempt::Mismatch, now, max)
+                .await??;
             tracing::info!(session_id = %session.id, attempts = updated.attempts, "caller ID mismatch");
             return Err(ApiError::CallerIdMismatch {
                 attempts_remaining: updated.attempts_remaining(max),
             });
         }
+        let lock = self.limits.failure_lock_check(&session.phone, cap, now)?;
+        let updated = match self.sessions.record_match(&session, now, max, lock).await? {
+            Ok(updated) => updated,
+            Err(MatchRefused::Session(refusal)) => return Err(refusal.into()),
+            Err(MatchRefused::PhoneLocked) => return Err(phone_locked(seconds_to_day_end(now))),
+        };
 
         let issued = token::issue(
             &secrets,
@@ -129,10 +143,19 @@ impl Endpoint for VerifyEndpoint {
     }
 }
 
+/// The answer to a phone at its daily cap of failed verifications.
+fn phone_locked(retry_after_secs: u64) -> ApiError {
+    ApiError::AttemptsExhausted {
+        detail: "too many failed verifications for this phone today; try again later".into(),
+        retry_after_secs: Some(retry_after_secs),
+    }
+}
+
 impl VerifyEndpoint {
     /// The named session, which must belong to the phone (otherwise it is "not found", so that
     /// session ids cannot be probed with other numbers), or else the phone's newest open
-    /// session; with none open, the newest session says why.
+    /// session. With none open the answer is "not found" whatever the past sessions were: their
+    /// states would tell anyone whether a number uses the service.
     async fn find_session(
         &self,
         phone: &PhoneNumber,
@@ -146,16 +169,9 @@ impl VerifyEndpoint {
             };
         }
         let max = self.config.max_verification_attempts;
-        let recent = self
-            .sessions
-            .recent_sessions(phone, RECENT_SESSIONS)
-            .await?;
-        if let Some(open) = recent.iter().find(|s| s.is_open(now, max)) {
-            return Ok(open.clone());
-        }
-        match recent.into_iter().next() {
-            Some(newest) => Err(newest.refusal(now, max).unwrap_or(Refusal::NotFound).into()),
-            None => Err(Refusal::NotFound.into()),
-        }
+        self.sessions
+            .newest_open(phone, now, max, RECENT_SESSIONS)
+            .await?
+            .ok_or_else(|| Refusal::NotFound.into())
     }
 }

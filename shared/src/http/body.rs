@@ -20,20 +20,22 @@ pub fn json_body<T: DeserializeOwned>(req: &Request) -> Result<T, ApiError> {
     from_value(value)
 }
 
-/// The body as any JSON value (for endpoints that take an object or an array).
+/// The body as any JSON value (for endpoints that take an object or an array). It must say
+/// it is JSON: without `Content-Type: application/json` it is a 415, so that no web page can
+/// post to the API as a CORS-simple request (no header, or a form type) from its visitors'
+/// browsers and addresses.
 pub fn json_value(req: &Request) -> Result<serde_json::Value, ApiError> {
-    if let Some(ct) = req.headers().get(header::CONTENT_TYPE) {
-        let media = ct
-            .to_str()
-            .unwrap_or("")
-            .split(';')
-            .next()
-            .unwrap_or("")
-            .trim()
-            .to_ascii_lowercase();
-        if media != "application/json" && !media.ends_with("+json") {
-            return Err(ApiError::UnsupportedMediaType);
-        }
+    let media = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|ct| ct.to_str().ok())
+        .and_then(|ct| ct.split(';').next())
+        .map(|m| m.trim().to_ascii_lowercase());
+    match media.as_deref() {
+        Some(m)
+            if m == "application/json"
+                || (m.starts_with("application/") && m.ends_with("+json")) => {}
+        _ => return Err(ApiError::UnsupportedMediaType),
     }
     let bytes: &[u8] = req.body().as_ref();
     if bytes.len() > MAX_BODY_BYTES {

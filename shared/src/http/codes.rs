@@ -41,6 +41,7 @@ error_codes! {
     SessionExpired = "session_expired" => UNAUTHORIZED,
     AppSignatureRejected = "app_signature_rejected" => FORBIDDEN,
     CountryNotAllowed = "country_not_allowed" => FORBIDDEN,
+    NumberTypeNotAllowed = "number_type_not_allowed" => FORBIDDEN,
     ServiceKeyRequired = "service_key_required" => FORBIDDEN,
     NotYourNumber = "not_your_number" => FORBIDDEN,
     SessionNotFound = "session_not_found" => NOT_FOUND,

@@ -31,6 +31,13 @@ pub enum ApiError {
         limit: &'static str,
         retry_after_secs: u64,
     },
+    /// Attempts used up: the session's, or the phone's failed verifications of the day (then
+    /// with the seconds until the day ends).
+    #[error("{detail}")]
+    AttemptsExhausted {
+        detail: String,
+        retry_after_secs: Option<u64>,
+    },
     #[error("{method} is not allowed here; allowed: {}", .allow.join(", "))]
     MethodNotAllowed {
         method: String,
@@ -86,6 +93,7 @@ impl ApiError {
             ApiError::UnsupportedMediaType => ErrorCode::UnsupportedMediaType,
             ApiError::CallerIdMismatch { .. } => ErrorCode::CallerIdMismatch,
             ApiError::RateLimited { .. } => ErrorCode::RateLimited,
+            ApiError::AttemptsExhausted { .. } => ErrorCode::AttemptsExhausted,
             ApiError::MethodNotAllowed { .. } => ErrorCode::MethodNotAllowed,
             ApiError::Refused { code, .. } | ApiError::Unavailable { code, .. } => *code,
             ApiError::Internal(_) => ErrorCode::InternalError,
@@ -104,6 +112,9 @@ impl ApiError {
             | ApiError::Unavailable {
                 retry_after_secs, ..
             } => Some(*retry_after_secs),
+            ApiError::AttemptsExhausted {
+                retry_after_secs, ..
+            } => *retry_after_secs,
             _ => None,
         }
     }
@@ -220,10 +231,12 @@ impl From<Refusal> for ApiError {
                 ErrorCode::SessionExpired,
                 "the verification session has expired; request a new call",
             ),
-            Refusal::AttemptsExhausted => (
-                ErrorCode::AttemptsExhausted,
-                "too many wrong attempts for this session; request a new call",
-            ),
+            Refusal::AttemptsExhausted => {
+                return ApiError::AttemptsExhausted {
+                    detail: "too many wrong attempts for this session; request a new call".into(),
+                    retry_after_secs: None,
+                };
+            }
         };
         ApiError::refused(code, detail)
     }

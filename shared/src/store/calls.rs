@@ -18,7 +18,7 @@ use super::item::{Item, millis, millis_av, s};
 use super::keys::{
     self, CALLED_SK, CALLING_SK, GSI1, GSI1_PK, GSI1_SK, HISTORY_MAX_MILLIS, KIND, PK, SK,
 };
-use super::{StoreError, cancellation_reasons, view};
+use super::{StoreError, view};
 use crate::call::{CallEvent, CallId, CallRecord, EventKind, HistoryStatus, Outcome};
 use crate::phone::PhoneNumber;
 
@@ -69,27 +69,16 @@ fn field(kind: EventKind) -> &'static str {
     }
 }
 
-/// How often a transaction that lost a race with another one on the same call is retried.
-const CONFLICT_RETRIES: u32 = 8;
-
 impl Calls {
     /// Records one event; any number of concurrent posts of it store it once, and events of a
     /// call give the same record in any order (per kind, the earliest time wins).
     pub async fn ingest_call_event(&self, event: &CallEvent) -> Result<Ingested, StoreError> {
         let mut with_field = true;
-        let mut attempt = 0;
         loop {
             let items = self.event_transaction(event, with_field)?;
-            let result = self
-                .client()
-                .transact_write_items()
-                .set_transact_items(Some(items))
-                .send()
-                .await;
-            let Err(err) = result else {
+            let Err(cancelled) = self.transact(items).await? else {
                 return Ok(Ingested::Accepted);
             };
-            let cancelled = cancellation_reasons(err)?;
             if cancelled.condition_failed(0) {
                 let same = cancelled
                     .old_item(0)
@@ -101,32 +90,23 @@ impl Calls {
                     Ingested::EventIdConflict
                 });
             }
-            if let Some(refused) = (1..cancelled.0.len()).find(|&i| cancelled.condition_failed(i)) {
-                let numbers_agree = cancelled.old_item(refused).is_some_and(|i| {
-                    i.opt_string(CALLING) == Some(event.calling.as_str())
-                        && i.opt_string(CALLED) == Some(event.called.as_str())
-                });
-                if !numbers_agree {
-                    return Ok(Ingested::NumbersConflict);
-                }
-                if with_field {
-                    // An earlier event of this kind is already recorded: keep it, record the
-                    // event itself only.
-                    with_field = false;
-                    continue;
-                }
+            let Some(refused) = (1..cancelled.0.len()).find(|&i| cancelled.condition_failed(i))
+            else {
+                return Err(cancelled.into_error());
+            };
+            let numbers_agree = cancelled.old_item(refused).is_some_and(|i| {
+                i.opt_string(CALLING) == Some(event.calling.as_str())
+                    && i.opt_string(CALLED) == Some(event.called.as_str())
+            });
+            if !numbers_agree {
+                return Ok(Ingested::NumbersConflict);
+            }
+            if !with_field {
                 return Err(cancelled.into_error());
             }
-            if cancelled.any("TransactionConflict") && attempt < CONFLICT_RETRIES {
-                attempt += 1;
-                let jitter = u64::from(uuid::Uuid::new_v4().as_bytes()[0] % 20);
-                tokio::time::sleep(std::time::Duration::from_millis(
-                    (5 << attempt.min(5)) + jitter,
-                ))
-                .await;
-                continue;
-            }
-            return Err(cancelled.into_error());
+            // An earlier event of this kind is already recorded: keep it, record the event
+            // itself only.
+            with_field = false;
         }
     }
 

@@ -17,7 +17,7 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::CancellationReason;
+use aws_sdk_dynamodb::types::{CancellationReason, TransactWriteItem};
 
 pub use calls::Calls;
 pub use item::Item;
@@ -50,6 +50,9 @@ pub enum StoreError {
     #[error("a request could not be built: {0}")]
     Build(#[from] aws_sdk_dynamodb::error::BuildError),
 }
+
+/// How often a transaction that lost a race is sent again.
+const CONFLICT_RETRIES: u32 = 8;
 
 /// Service error codes that mean "not now" rather than "never".
 const RETRYABLE_CODES: &[&str] = &[
@@ -202,6 +205,39 @@ impl Store {
 
     pub fn calls(&self) -> Calls {
         Calls(self.clone())
+    }
+
+    /// Runs a transaction. One that lost a race with another transaction on the same items
+    /// (`TransactionConflict`, nothing refused by a condition) is sent again after a jittered
+    /// backoff, up to [`CONFLICT_RETRIES`] times; a refusal comes back as its reasons.
+    pub(crate) async fn transact(
+        &self,
+        items: Vec<TransactWriteItem>,
+    ) -> Result<Result<(), Cancelled>, StoreError> {
+        let mut attempt = 0;
+        loop {
+            let sent = self
+                .client
+                .transact_write_items()
+                .set_transact_items(Some(items.clone()))
+                .send()
+                .await;
+            let Err(err) = sent else {
+                return Ok(Ok(()));
+            };
+            let cancelled = cancellation_reasons(err)?;
+            let raced =
+                cancelled.any("TransactionConflict") && !cancelled.any("ConditionalCheckFailed");
+            if !raced || attempt >= CONFLICT_RETRIES {
+                return Ok(Err(cancelled));
+            }
+            attempt += 1;
+            let jitter = u64::from(uuid::Uuid::new_v4().as_bytes()[0] % 20);
+            tokio::time::sleep(std::time::Duration::from_millis(
+                (5 << attempt.min(5)) + jitter,
+            ))
+            .await;
+        }
     }
 
     /// Every item a query matches, page after page.

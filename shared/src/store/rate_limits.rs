@@ -1,16 +1,18 @@
-//! Rate limits of verification requests: fixed-window counters and a per-phone cooldown,
-//! taken together in one transaction so that a refused request consumes nothing.
+//! Rate limits and the abuse guard's budgets: fixed-window counters (per phone, per IP, and
+//! service-wide per hour: all sends, per country, per number block), a per-phone cooldown and
+//! the phone's cap of failed verifications, taken together in one transaction so that a
+//! refused request consumes nothing.
 
 use std::time::Duration;
 
 use aws_sdk_dynamodb::types::{
-    Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
+    ConditionCheck, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
 };
 use time::OffsetDateTime;
 
 use super::item::{millis, millis_av, n, s, ttl_av};
 use super::keys::{self, PK, SK, TTL};
-use super::{StoreError, cancellation_reasons, view};
+use super::{StoreError, condition_failed, view};
 use crate::phone::PhoneNumber;
 
 view! {
@@ -27,6 +29,14 @@ pub enum Limit {
     PhonePerDay,
     IpPerHour,
     Cooldown,
+    /// Every send of the service, this hour.
+    GlobalPerHour,
+    /// Sends to the phone's country, this hour.
+    CountryPerHour,
+    /// Sends to the phone's block of 10,000 numbers, this hour.
+    PrefixPerHour,
+    /// The phone's failed verifications today reached the cap.
+    PhoneFailures,
 }
 
 impl Limit {
@@ -35,8 +45,35 @@ impl Limit {
             Limit::PhonePerDay => "phone_per_day",
             Limit::IpPerHour => "ip_per_hour",
             Limit::Cooldown => "cooldown",
+            Limit::GlobalPerHour => "global_per_hour",
+            Limit::CountryPerHour => "country_per_hour",
+            Limit::PrefixPerHour => "prefix_per_hour",
+            Limit::PhoneFailures => "phone_failures",
         }
     }
+}
+
+/// Service-wide budgets of everything that reaches the provider (flash calls and SMS alike).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SendBudgets {
+    pub per_hour: u32,
+    pub per_country_per_hour: u32,
+    /// Per block of 10,000 numbers (the number less its last four digits): pumping walks
+    /// number ranges.
+    pub per_prefix_per_hour: u32,
+}
+
+/// How many items the global hourly budget is spread over: one per 100 sends of budget, at
+/// most 10. A single item takes about 1,000 writes a second at most, and concurrent
+/// transactions on one item conflict; ten items spread the load (see the README).
+pub fn global_shards(per_hour: u32) -> u32 {
+    (per_hour / 100).clamp(1, 10)
+}
+
+/// The share of the global budget one shard holds: the budget split evenly, the remainder to
+/// the first shards, so that the shards add up to the budget exactly.
+pub fn shard_capacity(per_hour: u32, shards: u32, shard: u32) -> u32 {
+    per_hour / shards + u32::from(shard < per_hour % shards)
 }
 
 /// The limits one request must fit in.
@@ -50,6 +87,10 @@ pub struct Allowance<'a> {
     pub per_phone_per_day: u32,
     pub per_ip_per_hour: u32,
     pub cooldown: Duration,
+    /// The service-wide budgets, for a request that will reach the provider.
+    pub sends: Option<SendBudgets>,
+    /// The phone's cap of failed verifications per day: a phone at the cap is refused.
+    pub failure_cap: Option<u32>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,10 +124,16 @@ fn secs_until(now: OffsetDateTime, then: OffsetDateTime) -> u64 {
 const DAY: i64 = 86_400;
 const HOUR: i64 = 3_600;
 
+/// The counter of a phone's failed verifications today (shared by every channel).
+fn failures_pk(phone: &PhoneNumber, day: i64) -> String {
+    keys::limit_pk("verify-failures", phone.as_str(), day)
+}
+
 impl Limits {
-    /// Takes one request from every applicable limit, or none of them: the counters and the
-    /// cooldown are one DynamoDB transaction. A refusal names the first limit in the order
-    /// phone/day, IP/hour, cooldown, with the seconds until it lifts.
+    /// Takes one request from every applicable limit, or none of them: the counters, the
+    /// cooldown and the failure cap are one DynamoDB transaction. A refusal names the first
+    /// limit in the order phone/day, IP/hour, cooldown, failures, global, country, prefix,
+    /// with the seconds until it lifts.
     pub async fn take_allowance(
         &self,
         a: &Allowance<'_>,
@@ -94,8 +141,9 @@ impl Limits {
     ) -> Result<Result<(), Exceeded>, StoreError> {
         let mut limits = Vec::new();
         let mut items = Vec::new();
-
         let day = Window::containing(now, DAY);
+        let hour = Window::containing(now, HOUR);
+
         items.push(self.counter(
             keys::limit_pk(
                 &format!("{}-phone-day", a.scope),
@@ -108,7 +156,6 @@ impl Limits {
         limits.push((Limit::PhonePerDay, day.end));
 
         if let Some(ip) = a.ip {
-            let hour = Window::containing(now, HOUR);
             items.push(self.counter(
                 keys::limit_pk(&format!("{}-ip-hour", a.scope), ip, hour.index),
                 a.per_ip_per_hour,
@@ -137,16 +184,44 @@ impl Limits {
             limits.push((Limit::Cooldown, until));
         }
 
-        let result = self
-            .client()
-            .transact_write_items()
-            .set_transact_items(Some(items))
-            .send()
-            .await;
-        let Err(err) = result else {
+        if let Some(cap) = a.failure_cap {
+            items.push(self.failure_lock_check(a.phone, cap, now)?);
+            limits.push((Limit::PhoneFailures, day.end));
+        }
+
+        if let Some(budgets) = a.sends {
+            let shards = global_shards(budgets.per_hour);
+            let shard = u32::from(uuid::Uuid::new_v4().as_bytes()[0]) % shards;
+            let counters = [
+                (
+                    Limit::GlobalPerHour,
+                    format!("global#{shard}"),
+                    shard_capacity(budgets.per_hour, shards, shard),
+                ),
+                (
+                    Limit::CountryPerHour,
+                    format!("country#{}", a.phone.country_code()),
+                    budgets.per_country_per_hour,
+                ),
+                (
+                    Limit::PrefixPerHour,
+                    format!("prefix#{}", number_block(a.phone)),
+                    budgets.per_prefix_per_hour,
+                ),
+            ];
+            for (limit, subject, max) in counters {
+                items.push(self.counter(
+                    keys::limit_pk("sends-hour", &subject, hour.index),
+                    max,
+                    hour.end,
+                )?);
+                limits.push((limit, hour.end));
+            }
+        }
+
+        let Err(cancelled) = self.transact(items).await? else {
             return Ok(Ok(()));
         };
-        let cancelled = cancellation_reasons(err)?;
         for (i, (limit, lifts_at)) in limits.iter().enumerate() {
             if !cancelled.condition_failed(i) {
                 continue;
@@ -162,6 +237,113 @@ impl Limits {
             }));
         }
         Err(cancelled.into_error())
+    }
+
+    /// Counts one failed verification of `phone` today, unless the phone is at `cap` already:
+    /// then nothing is counted and the phone is refused until the day ends.
+    pub async fn count_failure(
+        &self,
+        phone: &PhoneNumber,
+        cap: u32,
+        now: OffsetDateTime,
+    ) -> Result<Result<(), Exceeded>, StoreError> {
+        let day = Window::containing(now, DAY);
+        let counted = self
+            .client()
+            .update_item()
+            .table_name(self.table())
+            .key(PK, s(failures_pk(phone, day.index)))
+            .key(SK, s(keys::LIMIT_SK))
+            .update_expression("SET #count = if_not_exists(#count, :zero) + :one, #ttl = :ttl")
+            .condition_expression("attribute_not_exists(#count) OR #count < :max")
+            .expression_attribute_names("#count", COUNT)
+            .expression_attribute_names("#ttl", TTL)
+            .expression_attribute_values(":zero", n(0))
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":max", n(cap))
+            .expression_attribute_values(":ttl", ttl_av(day.end))
+            .send()
+            .await;
+        match counted {
+            Ok(_) => Ok(Ok(())),
+            Err(e) if condition_failed(&e) => Ok(Err(Exceeded {
+                limit: Limit::PhoneFailures,
+                retry_after_secs: secs_until(now, day.end),
+            })),
+            Err(e) => Err(StoreError::sdk("UpdateItem", e)),
+        }
+    }
+
+    /// A transaction item that holds only while `phone` is below its failure cap today.
+    pub fn failure_lock_check(
+        &self,
+        phone: &PhoneNumber,
+        cap: u32,
+        now: OffsetDateTime,
+    ) -> Result<TransactWriteItem, StoreError> {
+        let day = Window::containing(now, DAY);
+        let check = ConditionCheck::builder()
+            .table_name(self.table())
+            .key(PK, s(failures_pk(phone, day.index)))
+            .key(SK, s(keys::LIMIT_SK))
+            .condition_expression("attribute_not_exists(#count) OR #count < :max")
+            .expression_attribute_names("#count", COUNT)
+            .expression_attribute_values(":max", n(cap))
+            .build()?;
+        Ok(TransactWriteItem::builder().condition_check(check).build())
+    }
+
+    /// The phone's failed verifications today (for the operator).
+    pub async fn failures_today(
+        &self,
+        phone: &PhoneNumber,
+        now: OffsetDateTime,
+    ) -> Result<u32, StoreError> {
+        self.count_of(failures_pk(phone, Window::containing(now, DAY).index))
+            .await
+    }
+
+    /// The sends counted this hour under a budget: `global` (all shards), or a country code.
+    pub async fn sends_this_hour(
+        &self,
+        subject: &str,
+        per_hour: u32,
+        now: OffsetDateTime,
+    ) -> Result<u32, StoreError> {
+        let hour = Window::containing(now, HOUR).index;
+        if subject != "global" {
+            return self
+                .count_of(keys::limit_pk("sends-hour", subject, hour))
+                .await;
+        }
+        let mut total = 0;
+        for shard in 0..global_shards(per_hour) {
+            total += self
+                .count_of(keys::limit_pk(
+                    "sends-hour",
+                    &format!("global#{shard}"),
+                    hour,
+                ))
+                .await?;
+        }
+        Ok(total)
+    }
+
+    async fn count_of(&self, pk: String) -> Result<u32, StoreError> {
+        let out = self
+            .client()
+            .get_item()
+            .table_name(self.table())
+            .key(PK, s(pk))
+            .key(SK, s(keys::LIMIT_SK))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| StoreError::sdk("GetItem", e))?;
+        match out.item {
+            Some(item) => super::Item(item).number(COUNT),
+            None => Ok(0),
+        }
     }
 
     fn counter(
@@ -187,6 +369,17 @@ impl Limits {
     }
 }
 
+/// Whole seconds until the UTC day of `now` ends (when the daily counters start over).
+pub fn seconds_to_day_end(now: OffsetDateTime) -> u64 {
+    secs_until(now, Window::containing(now, DAY).end)
+}
+
+/// The block of 10,000 numbers a number belongs to: its E.164 form less the last four digits.
+pub fn number_block(phone: &PhoneNumber) -> &str {
+    let e164 = phone.as_str();
+    &e164[..e164.len().saturating_sub(4)]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -199,6 +392,21 @@ mod tests {
         let hour = Window::containing(t, HOUR);
         assert_eq!(hour.end.unix_timestamp() - t.unix_timestamp(), 2_800);
         assert_eq!(Window::containing(hour.end, HOUR).index, hour.index + 1);
+    }
+
+    #[test]
+    fn the_global_budget_is_split_into_shards_that_add_up_to_it_exactly() {
+        assert_eq!(global_shards(10), 1);
+        assert_eq!(global_shards(250), 2);
+        assert_eq!(global_shards(1000), 10);
+        assert_eq!(global_shards(100_000), 10);
+        for per_hour in [1, 10, 99, 100, 101, 999, 1000, 1234, 100_000] {
+            let shards = global_shards(per_hour);
+            let total: u32 = (0..shards)
+                .map(|i| shard_capacity(per_hour, shards, i))
+                .sum();
+            assert_eq!(total, per_hour);
+        }
     }
 
     #[test]

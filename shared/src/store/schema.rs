@@ -14,6 +14,23 @@ use super::{Store, StoreError};
 /// Key attributes of the table and of each GSI: (index, partition key, sort key).
 pub const KEYS: [(&str, &str, &str); 2] = [("table", PK, SK), (GSI1, GSI1_PK, GSI1_SK)];
 
+/// The attributes the by-phone index carries besides the keys: what its queries read (a call's
+/// parties and times; a session's state, to find an open one). A session's phone and caller ID
+/// are not among them: no query of the index can read a caller ID.
+pub const GSI1_PROJECTED: &[&str] = &[
+    "kind",
+    "call_id",
+    "calling",
+    "called",
+    "initiated_at",
+    "answered_at",
+    "disconnected_at",
+    "state",
+    "attempts",
+    "created_at",
+    "expires_at",
+];
+
 impl Store {
     /// Creates the table with its GSI and TTL if it does not exist yet. Returns whether it did.
     pub async fn create_table_if_missing(&self) -> Result<bool, StoreError> {
@@ -48,7 +65,10 @@ impl Store {
             .key_schema(key(GSI1_SK, KeyType::Range)?)
             .projection(
                 Projection::builder()
-                    .projection_type(ProjectionType::All)
+                    .projection_type(ProjectionType::Include)
+                    .set_non_key_attributes(Some(
+                        GSI1_PROJECTED.iter().map(|a| (*a).to_owned()).collect(),
+                    ))
                     .build(),
             )
             .build()?;

@@ -3,7 +3,9 @@
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
-use aws_sdk_dynamodb::types::{ReturnValue, ReturnValuesOnConditionCheckFailure};
+use aws_sdk_dynamodb::types::{
+    ReturnValue, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
+};
 use time::OffsetDateTime;
 
 use super::item::{Item, millis, millis_av, n, s, ttl_av};
@@ -38,6 +40,23 @@ pub enum Attempt {
 view! {
     /// Flash-call sessions: `request` writes them, `verify` counts attempts, `status` reads.
     Sessions
+}
+
+/// What the by-phone index knows of a session.
+struct IndexedSession {
+    id: SessionId,
+    state: SessionState,
+    attempts: u32,
+    expires_at: OffsetDateTime,
+}
+
+/// Why a right answer did not verify.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MatchRefused {
+    /// The session refused it (expired, used up, already verified, ...).
+    Session(Refusal),
+    /// The phone is at its daily cap of failed verifications.
+    PhoneLocked,
 }
 
 /// The condition every attempt is written under: the session is still open at `:now`.
@@ -99,12 +118,13 @@ impl Sessions {
         out.item.map(|i| session_from(Item(i))).transpose()
     }
 
-    /// The phone's newest sessions, newest first, from the by-phone index (one Query).
-    pub async fn recent_sessions(
+    /// The ids of the phone's newest sessions, newest first, with what the index knows of them
+    /// (one Query; the index carries no phone and no caller ID).
+    async fn recent_in_index(
         &self,
         phone: &PhoneNumber,
         limit: i32,
-    ) -> Result<Vec<Session>, StoreError> {
+    ) -> Result<Vec<IndexedSession>, StoreError> {
         let out = self
             .client()
             .query()
@@ -123,8 +143,55 @@ impl Sessions {
         out.items
             .unwrap_or_default()
             .into_iter()
-            .map(|i| session_from(Item(i)))
+            .map(|raw| {
+                let item = Item(raw);
+                Ok(IndexedSession {
+                    id: keys::session_id_of(item.string(PK)?)
+                        .ok_or_else(|| StoreError::Malformed("session key".into()))?,
+                    state: SessionState::parse(item.string(STATE)?)
+                        .ok_or_else(|| StoreError::Malformed("session state".into()))?,
+                    attempts: item.number(ATTEMPTS)?,
+                    expires_at: item.time(EXPIRES_AT)?,
+                })
+            })
             .collect()
+    }
+
+    /// The phone's newest open session at `now`: one Query of the index, then one consistent
+    /// GetItem of the session itself.
+    pub async fn newest_open(
+        &self,
+        phone: &PhoneNumber,
+        now: OffsetDateTime,
+        max_attempts: u32,
+        look_at: i32,
+    ) -> Result<Option<Session>, StoreError> {
+        let candidates = self.recent_in_index(phone, look_at).await?;
+        let Some(open) = candidates.iter().find(|c| {
+            c.state == SessionState::Pending && c.attempts < max_attempts && c.expires_at > now
+        }) else {
+            return Ok(None);
+        };
+        Ok(self
+            .get_session(&open.id)
+            .await?
+            .filter(|s| &s.phone == phone && s.is_open(now, max_attempts)))
+    }
+
+    /// The phone's newest sessions, newest first (for the operator and tests: a Query and a
+    /// GetItem per session).
+    pub async fn recent_sessions(
+        &self,
+        phone: &PhoneNumber,
+        limit: i32,
+    ) -> Result<Vec<Session>, StoreError> {
+        let mut sessions = Vec::new();
+        for indexed in self.recent_in_index(phone, limit).await? {
+            if let Some(session) = self.get_session(&indexed.id).await? {
+                sessions.push(session);
+            }
+        }
+        Ok(sessions)
     }
 
     /// Counts one attempt, and for a match also closes the session, in a single conditional
@@ -187,6 +254,59 @@ impl Sessions {
             }
             Err(e) => Err(StoreError::sdk("UpdateItem", e)),
         }
+    }
+
+    /// Closes the session as verified, counting the attempt, in one transaction with `lock`
+    /// (the phone's failure cap, [`super::Limits::failure_lock_check`]): a phone at its cap
+    /// cannot verify, whatever the session. On success the session is as `read` with the
+    /// attempt counted and `verified_at` = `now`.
+    pub async fn record_match(
+        &self,
+        read: &Session,
+        now: OffsetDateTime,
+        max_attempts: u32,
+        lock: TransactWriteItem,
+    ) -> Result<Result<Session, MatchRefused>, StoreError> {
+        let update = Update::builder()
+            .table_name(self.table())
+            .set_key(Some(keys::session_key(&read.id)))
+            .condition_expression(OPEN)
+            .update_expression(
+                "SET #attempts = #attempts + :one, #state = :verified, #verified_at = :now",
+            )
+            .expression_attribute_names("#pk", PK)
+            .expression_attribute_names("#state", STATE)
+            .expression_attribute_names("#attempts", ATTEMPTS)
+            .expression_attribute_names("#expires", EXPIRES_AT)
+            .expression_attribute_names("#verified_at", VERIFIED_AT)
+            .expression_attribute_values(":pending", s(SessionState::Pending.as_str()))
+            .expression_attribute_values(":verified", s(SessionState::Verified.as_str()))
+            .expression_attribute_values(":max", n(max_attempts))
+            .expression_attribute_values(":now", millis_av(now))
+            .expression_attribute_values(":one", n(1))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .build()?;
+        let items = vec![TransactWriteItem::builder().update(update).build(), lock];
+        let Err(cancelled) = self.transact(items).await? else {
+            let mut verified = read.clone();
+            verified.attempts += 1;
+            verified.state = SessionState::Verified;
+            verified.verified_at = Some(now);
+            return Ok(Ok(verified));
+        };
+        if cancelled.condition_failed(0) {
+            let refusal = match cancelled.old_item(0) {
+                None => Refusal::NotFound,
+                Some(item) => session_from(item)?
+                    .refusal(now, max_attempts)
+                    .unwrap_or(Refusal::AttemptsExhausted),
+            };
+            return Ok(Err(MatchRefused::Session(refusal)));
+        }
+        if cancelled.condition_failed(1) {
+            return Ok(Err(MatchRefused::PhoneLocked));
+        }
+        Err(cancelled.into_error())
     }
 
     /// Records the call the gateway placed for a pending session.

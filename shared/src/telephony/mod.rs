@@ -37,16 +37,14 @@ pub struct PlacedCall {
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TelephonyError {
-    /// The provider answered and refused the call (a 4xx); retrying would not help.
-    #[error("the provider refused the call: HTTP {status}, code {code:?}: {message}")]
-    Rejected {
-        status: u16,
-        code: Option<u32>,
-        message: String,
-    },
+    /// The provider answered and refused the call (a 4xx); retrying would not help. Only the
+    /// status and the provider's error code are kept: Twilio's message text names the phone
+    /// numbers, and nothing of it may reach a log.
+    #[error("the provider refused the call: HTTP {status}, error code {code:?}")]
+    Rejected { status: u16, code: Option<u32> },
     /// The provider is throttling outbound calls (HTTP 429, Twilio error 20429).
-    #[error("the provider is throttling calls: {message}")]
-    Throttled { message: String },
+    #[error("the provider is throttling calls: error code {code:?}")]
+    Throttled { code: Option<u32> },
     /// No usable answer after the retries: 5xx, a timeout, or no connection.
     #[error("the provider is unavailable: {0}")]
     Unavailable(String),

@@ -21,13 +21,10 @@ pub struct TwilioGateway {
 }
 
 /// Twilio's error body: the classic `{code, message, more_info, status}` or RFC 9457
-/// problem details (`{type, title, detail, status}`).
+/// problem details (`{type, title, detail, status}`). Only the code is read.
 #[derive(Debug, Default, Deserialize)]
 struct ErrorBody {
     code: Option<u32>,
-    message: Option<String>,
-    title: Option<String>,
-    detail: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -41,6 +38,7 @@ impl TwilioGateway {
     pub fn new(config: &Config, secrets: Arc<SecretsCache>) -> anyhow::Result<Self> {
         crate::tls::install_crypto_provider();
         let http = reqwest::Client::builder()
+            .use_preconfigured_tls(crate::tls::public_web_client_config()?)
             .connect_timeout(config.twilio_connect_timeout)
             .timeout(config.twilio_request_timeout)
             .user_agent(concat!("phone-verification/", env!("CARGO_PKG_VERSION")))
@@ -152,23 +150,19 @@ fn retry_after(response: &reqwest::Response) -> Option<Duration> {
         .map(Duration::from_secs)
 }
 
+/// Twilio's error, by its HTTP status and error code only: its message text names the phone
+/// numbers and is dropped here, before anything could log it.
 fn parse_error(status: u16, body: &[u8]) -> TelephonyError {
     let parsed: ErrorBody = serde_json::from_slice(body).unwrap_or_default();
-    let message = parsed
-        .message
-        .or(parsed.detail)
-        .or(parsed.title)
-        .unwrap_or_else(|| format!("HTTP {status}"));
     if status == 429 || parsed.code == Some(20429) {
-        TelephonyError::Throttled { message }
+        TelephonyError::Throttled { code: parsed.code }
     } else if (400..500).contains(&status) {
         TelephonyError::Rejected {
             status,
             code: parsed.code,
-            message,
         }
     } else {
-        TelephonyError::Unavailable(format!("HTTP {status}: {message}"))
+        TelephonyError::Unavailable(format!("HTTP {status}, error code {:?}", parsed.code))
     }
 }
 
@@ -194,16 +188,16 @@ mod tests {
             TelephonyError::Rejected {
                 status: 400,
                 code: Some(21211),
-                message: "Invalid 'To' Phone Number".into()
             }
         );
         let problem = br#"{"type":"about:blank","title":"Bad","detail":"Too many","status":429}"#;
         assert_eq!(
             parse_error(429, problem),
-            TelephonyError::Throttled {
-                message: "Too many".into()
-            }
+            TelephonyError::Throttled { code: None }
         );
+        let named = br#"{"code":21211,"message":"The 'To' number +14155550123 is not valid"}"#;
+        let shown = format!("{} {:?}", parse_error(400, named), parse_error(400, named));
+        assert!(!shown.contains("4155550123"), "{shown}");
         assert!(matches!(
             parse_error(503, b"<html>"),
             TelephonyError::Unavailable(_)

@@ -6,6 +6,7 @@ mod calls;
 mod concurrency;
 mod fixtures;
 mod flash_flow;
+mod guard;
 mod outages;
 mod phone_parity;
 mod rate_limits;

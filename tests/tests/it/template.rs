@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 
 use shared::http::Method;
 use shared::store::keys::{GSI1, TTL};
-use shared::store::schema::KEYS;
+use shared::store::schema::{GSI1_PROJECTED, KEYS};
 use yaml_rust2::{Yaml, YamlLoader};
 
 fn template() -> Yaml {
@@ -56,7 +56,19 @@ fn the_table_of_the_template_is_the_one_the_store_expects() {
             key_schema(&gsi["KeySchema"]),
             (pk.to_string(), sk.to_string())
         );
-        assert_eq!(gsi["Projection"]["ProjectionType"].as_str(), Some("ALL"));
+        assert_eq!(
+            gsi["Projection"]["ProjectionType"].as_str(),
+            Some("INCLUDE")
+        );
+        let projected: BTreeSet<&str> = gsi["Projection"]["NonKeyAttributes"]
+            .as_vec()
+            .unwrap()
+            .iter()
+            .map(|a| a.as_str().unwrap())
+            .collect();
+        let expected: BTreeSet<&str> = GSI1_PROJECTED.iter().copied().collect();
+        assert_eq!(projected, expected);
+        assert!(!projected.contains("caller_id") && !projected.contains("phone"));
     }
     assert_eq!(KEYS[1].0, GSI1);
     let declared: BTreeSet<&str> = table["AttributeDefinitions"]

@@ -170,7 +170,6 @@ async fn a_400_from_twilio_is_not_retried_and_its_error_is_read() {
         Err(TelephonyError::Rejected {
             status: 400,
             code: Some(21211),
-            message: "Invalid 'To' Phone Number".into()
         })
     );
     assert_eq!(twilio.received_requests().await.unwrap().len(), 1);
@@ -225,4 +224,107 @@ async fn a_request_whose_call_twilio_cannot_place_is_a_503_with_the_session_fail
         .unwrap();
     assert_eq!(sessions.len(), 1);
     assert_eq!(sessions[0].state, SessionState::Failed);
+}
+
+/// Every log line, written as the functions write them (`tracing`'s formatter), captured.
+#[derive(Clone, Default)]
+struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn no_log_line_of_a_flash_call_or_a_twilio_error_holds_a_full_phone_number() {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = lambda_http::tracing::subscriber::fmt()
+        .with_max_level(lambda_http::tracing::Level::DEBUG)
+        .with_writer(move || writer.clone())
+        .finish();
+    // This test's thread only (its runtime is single-threaded, so the API's tasks log here).
+    let _guard = lambda_http::tracing::subscriber::util::SubscriberInitExt::set_default(subscriber);
+
+    let twilio = MockServer::start().await;
+    let callee = random_phone();
+    let refused = random_phone();
+    // Twilio names the numbers in its error messages: none of that may reach a log.
+    Mock::given(method("POST"))
+        .and(body_string_contains(
+            refused.as_str().trim_start_matches('+'),
+        ))
+        .respond_with(ResponseTemplate::new(400).set_body_json(json!({
+            "code": 21211, "status": 400,
+            "message": format!("The 'To' number {refused} is not a valid phone number."),
+        })))
+        .mount(&twilio)
+        .await;
+    Mock::given(method("POST"))
+        .respond_with(created())
+        .mount(&twilio)
+        .await;
+    let uri = twilio.uri();
+    let config = tests::config(&[("TWILIO_API_BASE_URL", &uri)]);
+    let clock = Arc::new(shared::clock::ManualClock::starting_at(
+        time::OffsetDateTime::now_utc(),
+    ));
+    let sdk = shared::aws::sdk_config(&config).await;
+    let init = Init::new(config, sdk)
+        .with_clock(clock.clone())
+        .with_secrets(secrets());
+    let app = TestApp::spawn_with(init, clock, Arc::new(tests::Phone::default())).await;
+
+    // A whole flash call: request, a wrong and a right caller ID, the status.
+    let session = app.start_session(&callee).await;
+    let requests = twilio.received_requests().await.unwrap();
+    let form = String::from_utf8_lossy(&requests.last().unwrap().body).to_string();
+    let caller_id = form
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("From="))
+        .map(|v| v.replace("%2B", "+"))
+        .unwrap();
+    let caller_id = PhoneNumber::parse(&caller_id).unwrap();
+    let wrong = tests::wrong_caller_id(&caller_id);
+    assert_eq!(
+        app.verify(&callee, &wrong, Some(&session)).await.status,
+        400
+    );
+    let verified = app
+        .verify(&callee, caller_id.as_str(), Some(&session))
+        .await;
+    assert_eq!(verified.status, 200, "{}", verified.body);
+    assert_eq!(app.status(&session).await.status, 200);
+    // And a call Twilio refuses.
+    let reply = app.request_call(&refused).await;
+    assert_eq!(reply.status, 503, "{}", reply.body);
+
+    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    assert!(
+        logs.contains("phone verified"),
+        "the run was logged: {logs}"
+    );
+    assert!(
+        logs.contains("21211"),
+        "Twilio's error code is logged: {logs}"
+    );
+    for number in [&callee, &refused, &caller_id] {
+        let digits = number.as_str().trim_start_matches('+');
+        let national = &digits[1..];
+        for line in logs.lines() {
+            assert!(
+                !line.contains(digits) && !line.contains(national),
+                "{number} in a log line: {line}"
+            );
+        }
+    }
+    assert!(
+        !logs.contains("is not a valid phone number"),
+        "Twilio's message was logged"
+    );
 }

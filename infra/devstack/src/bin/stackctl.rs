@@ -20,12 +20,6 @@ use shared::store::Store;
 /// Numbers seeded when `POOL_NUMBERS` is not set: 555-01xx numbers are reserved for fiction.
 const DEFAULT_POOL: &str = "+14155550100,+14155550101,+14155550102,+14155550103,+14155550104";
 
-/// The app signature the local secret allows when `APP_SIGNATURES` is not set.
-const DEFAULT_APP_SIGNATURE: &str = "local-dev-signature";
-
-/// The service API key the local secret allows when `SERVICE_API_KEYS` is not set.
-const DEFAULT_SERVICE_KEY: &str = "local-service-key";
-
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -47,9 +41,9 @@ async fn main() -> anyhow::Result<()> {
             for number in parse_numbers(pool.split(','))? {
                 store.pool().put(&number, true).await?;
             }
-            print_pool(&store).await
+            print_pool(&store, &config).await
         }
-        ["pool", "list"] => print_pool(&store).await,
+        ["pool", "list"] => print_pool(&store, &config).await,
         ["traffic", calls, numbers, rest @ ..] if rest.len() <= 1 => {
             let calls: usize = calls.parse().context("CALLS must be a number")?;
             let numbers: usize = numbers.parse().context("NUMBERS must be a number")?;
@@ -68,13 +62,13 @@ async fn main() -> anyhow::Result<()> {
             for number in parse_numbers(numbers.iter().copied())? {
                 store.pool().put(&number, true).await?;
             }
-            print_pool(&store).await
+            print_pool(&store, &config).await
         }
         ["pool", "disable", numbers @ ..] if !numbers.is_empty() => {
             for number in parse_numbers(numbers.iter().copied())? {
                 store.pool().put(&number, false).await?;
             }
-            print_pool(&store).await
+            print_pool(&store, &config).await
         }
         _ => bail!(
             "usage: stackctl bootstrap | pool list | pool add NUMBER... | pool disable NUMBER... | hash-key KEY"
@@ -113,12 +107,32 @@ fn parse_numbers<'a>(items: impl Iterator<Item = &'a str>) -> anyhow::Result<Vec
         .collect()
 }
 
-async fn print_pool(store: &Store) -> anyhow::Result<()> {
-    for entry in store.pool().entries().await? {
+async fn print_pool(store: &Store, config: &Config) -> anyhow::Result<()> {
+    let entries = store.pool().entries().await?;
+    for entry in &entries {
         let state = if entry.active { "active" } else { "disabled" };
         println!("pool {} {state}", entry.number);
     }
+    let active = entries.iter().filter(|e| e.active).count();
+    let failures = config.max_failed_verifications_per_phone_per_day;
+    println!("{}", guess_bound(failures, active));
     Ok(())
+}
+
+/// What a blind guesser of one victim's caller ID can get: every answered guess is a failure
+/// counted against the phone, at most `failures` a day whatever the sessions, and each one
+/// names one of `pool` equally likely numbers.
+fn guess_bound(failures: u32, pool: usize) -> String {
+    if pool == 0 {
+        return "no active pool number: no flash call can be placed".to_owned();
+    }
+    let per_day = (f64::from(failures) / pool as f64).min(1.0);
+    format!(
+        "a blind guesser of one phone's caller ID succeeds with probability at most \
+         {failures}/{pool} = {:.1} % a day (MAX_FAILED_VERIFICATIONS_PER_PHONE_PER_DAY={failures}, \
+         {pool} active pool numbers)",
+        per_day * 100.0
+    )
 }
 
 /// Creates the secret with local values when it does not exist; never overwrites one.
@@ -143,10 +157,14 @@ async fn ensure_secret(
         }
     }
     let mut rng = StdRng::from_os_rng();
-    let signatures =
-        std::env::var("APP_SIGNATURES").unwrap_or_else(|_| DEFAULT_APP_SIGNATURE.into());
-    let service_keys =
-        std::env::var("SERVICE_API_KEYS").unwrap_or_else(|_| DEFAULT_SERVICE_KEY.into());
+    let var = |name| std::env::var(name).ok();
+    let (signatures, service_keys) = devstack::bootstrap::secret_values(
+        var("AWS_ENDPOINT_URL_DYNAMODB").as_deref(),
+        var("AWS_ENDPOINT_URL_SECRETS_MANAGER").as_deref(),
+        var("APP_SIGNATURES").as_deref(),
+        var("SERVICE_API_KEYS").as_deref(),
+    )
+    .map_err(anyhow::Error::msg)?;
     let mut value = json!({
         "token_signing_key": Alphanumeric.sample_string(&mut rng, 48),
         "code_hashing_key": Alphanumeric.sample_string(&mut rng, 48),
