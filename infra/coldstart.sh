@@ -6,7 +6,8 @@
 # started.
 #
 #   infra/coldstart.sh                       # release build, 20 runs, 200 warm
-#   RUNS=3 WARM=20 PROFILE=bench infra/coldstart.sh    # small and quick (CI)
+#   RUNS=2 WARM=10 PROFILE=dev infra/coldstart.sh      # small, on the debug build (CI)
+#   BIN_DIR=/some/other/build infra/coldstart.sh       # measure other binaries (before/after)
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # shellcheck source=infra/stack.sh
@@ -28,14 +29,17 @@ python_with_boto3() {
 bench() {
   local python; python=$(python_with_boto3)
   local functions=()
-  for dir in "$ROOT"/functions/*/; do functions+=(-p "$(basename "$dir")"); done
+  for dir in "$ROOT"/functions/*/; do
+    local name; name=$(basename "$dir")
+    functions+=(-p "$name" --bin "$name")
+  done
   log "building ${functions[*]} (profile $PROFILE)"
-  cargo build -q --profile "$PROFILE" "${functions[@]}"
-  cargo build -q --release -p devstack --bin coldstart
+  cargo build -q --profile "$PROFILE" "${functions[@]}" -p devstack --bin coldstart
   local out=$PROFILE; [ "$PROFILE" = dev ] && out=debug
+  local bin="${CARGO_TARGET_DIR:-$ROOT/target}/$out"
   log "python: $("$python" --version 2>&1), boto3 $("$python" -c 'import boto3; print(boto3.__version__)')"
-  "${CARGO_TARGET_DIR:-$ROOT/target}/release/coldstart" \
-    --bin-dir "${CARGO_TARGET_DIR:-$ROOT/target}/$out" \
+  "$bin/coldstart" \
+    --bin-dir "${BIN_DIR:-$bin}" \
     --runs "${RUNS:-20}" --warm "${WARM:-200}" \
     --python "$python" --python-handler "$ROOT/infra/coldstart/status_handler.py"
 }

@@ -21,5 +21,6 @@ pub mod store;
 pub mod telephony;
 pub mod tls;
 pub mod token;
+pub mod twilio_signature;
 
 pub use init::Init;

@@ -9,7 +9,11 @@ use serde_json::Value;
 /// The parsed secret. Every value is a `SecretString`: `Debug` shows none of them.
 #[derive(Debug)]
 pub struct Secrets {
+    /// Twilio's account SID and auth token: calls and messages go to Twilio.
     pub twilio: Option<TwilioCredentials>,
+    /// The auth token Twilio signs its webhooks with: the account's, or, locally, a token of
+    /// its own alone (the logging gateway signs its simulated callbacks with it).
+    pub twilio_webhook_token: Option<SecretString>,
     pub app_signatures: Vec<SecretString>,
     pub token_signing_key: SecretString,
     pub code_hashing_key: Option<SecretString>,
@@ -97,6 +101,7 @@ impl Secrets {
                 "token_signing_key must be at least {MIN_KEY_LEN} characters"
             ));
         }
+        let twilio_webhook_token = auth_token.clone().map(SecretString::from);
         let twilio = match (account_sid, auth_token) {
             (Some(account_sid), Some(auth_token)) => {
                 if !is_account_sid(&account_sid) {
@@ -107,8 +112,9 @@ impl Secrets {
                     auth_token: auth_token.into(),
                 })
             }
-            (None, None) => None,
-            _ => {
+            // A token alone signs webhooks (locally) but places nothing.
+            (None, _) => None,
+            (Some(_), None) => {
                 problems
                     .push("twilio_account_sid and twilio_auth_token must be given together".into());
                 None
@@ -117,6 +123,7 @@ impl Secrets {
         match token_signing_key {
             Some(key) if problems.is_empty() => Ok(Secrets {
                 twilio,
+                twilio_webhook_token,
                 app_signatures,
                 token_signing_key: key.into(),
                 code_hashing_key: code_hashing_key.map(SecretString::from),

@@ -10,5 +10,6 @@ mod guard;
 mod outages;
 mod phone_parity;
 mod rate_limits;
+mod signatures;
 mod template;
 mod twilio;
