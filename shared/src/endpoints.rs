@@ -9,6 +9,7 @@ use crate::Init;
 use crate::calls::{CallEventEndpoint, CallHistoryEndpoint};
 use crate::flash_call::{RequestEndpoint, StatusEndpoint, VerifyEndpoint};
 use crate::http::{Endpoint, Route, Served};
+use crate::webhook::TwilioWebhookEndpoint;
 
 /// An endpoint's name (its function) and routes, known without building it.
 #[derive(Debug, Clone, Copy)]
@@ -44,6 +45,7 @@ endpoints!(
     StatusEndpoint,
     CallEventEndpoint,
     CallHistoryEndpoint,
+    TwilioWebhookEndpoint,
 );
 
 /// Every route with the function that serves it.

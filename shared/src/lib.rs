@@ -22,5 +22,6 @@ pub mod telephony;
 pub mod tls;
 pub mod token;
 pub mod twilio_signature;
+pub mod webhook;
 
 pub use init::Init;

@@ -108,7 +108,7 @@ pub enum CallStatus {
 }
 
 impl CallStatus {
-    const ALL: [CallStatus; 10] = [
+    pub const ALL: [CallStatus; 10] = [
         CallStatus::NotPlaced,
         CallStatus::Queued,
         CallStatus::Initiated,

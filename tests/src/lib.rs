@@ -196,8 +196,44 @@ impl TestApp {
     }
 
     pub async fn spawn_with(init: Init, clock: Arc<ManualClock>, phone: Arc<Phone>) -> TestApp {
-        let api = Arc::new(LocalApi::build(&init).await.expect("endpoints build"));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        Self::serve_on(listener, init, clock, phone).await
+    }
+
+    /// The app on its own address as its `PUBLIC_BASE_URL` (the base of the callback URLs it
+    /// gives the telephony gateway and of the webhook signatures it checks), with `secrets`,
+    /// and either the recording phone or the gateway the configuration picks (the logging
+    /// gateway, without Twilio credentials).
+    pub async fn spawn_public(
+        overrides: &[(&str, &str)],
+        secrets: Arc<shared::secrets::SecretsCache>,
+        recording_phone: bool,
+    ) -> TestApp {
+        shared::tls::install_crypto_provider();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let mut all = overrides.to_vec();
+        all.push(("PUBLIC_BASE_URL", &base));
+        let config = config(&all);
+        let sdk = shared::aws::sdk_config(&config).await;
+        let clock = Arc::new(ManualClock::starting_at(time::OffsetDateTime::now_utc()));
+        let phone = Arc::new(Phone::default());
+        let mut init = Init::new(config, sdk)
+            .with_clock(clock.clone())
+            .with_secrets(secrets);
+        if recording_phone {
+            init = init.with_telephony(phone.clone());
+        }
+        Self::serve_on(listener, init, clock, phone).await
+    }
+
+    async fn serve_on(
+        listener: tokio::net::TcpListener,
+        init: Init,
+        clock: Arc<ManualClock>,
+        phone: Arc<Phone>,
+    ) -> TestApp {
+        let api = Arc::new(LocalApi::build(&init).await.expect("endpoints build"));
         let url = format!("http://{}", listener.local_addr().unwrap());
         tokio::spawn(devstack::serve(listener, api));
         let source_ip = random_loopback();

@@ -8,6 +8,15 @@ pub const DEFAULT_APP_SIGNATURE: &str = "local-dev-signature";
 /// The service API key the local secret allows when `SERVICE_API_KEYS` is not set.
 pub const DEFAULT_SERVICE_KEY: &str = "local-service-key";
 
+/// The auth token a local secret gets when `TWILIO_AUTH_TOKEN` is not set: the logging gateway
+/// signs its simulated callbacks with it, and the webhook checks them with it.
+pub const LOCAL_TWILIO_AUTH_TOKEN: &str = "local-twilio-auth-token";
+
+/// Whether both endpoints are on this machine.
+pub fn is_local(dynamodb_endpoint: Option<&str>, secrets_endpoint: Option<&str>) -> bool {
+    dynamodb_endpoint.is_some_and(is_loopback) && secrets_endpoint.is_some_and(is_loopback)
+}
+
 /// Whether an endpoint URL names this machine (`127.0.0.0/8`, `localhost`, `[::1]`).
 pub fn is_loopback(url: &str) -> bool {
     let rest = url.split_once("://").map_or(url, |(_, rest)| rest);

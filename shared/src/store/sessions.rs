@@ -309,7 +309,8 @@ impl Sessions {
         Err(cancelled.into_error())
     }
 
-    /// Records the call the gateway placed for a pending session.
+    /// Records the call the gateway placed for a pending session, unless a status callback got
+    /// there first (it stored the SID, and a later status than `queued`).
     pub async fn record_call_placed(
         &self,
         id: &SessionId,
@@ -317,6 +318,51 @@ impl Sessions {
     ) -> Result<(), StoreError> {
         self.set_call(id, Some(call_sid), CallStatus::Queued, None)
             .await
+    }
+
+    /// Moves a session's call status forward on a provider's status callback: one conditional
+    /// write, taken only when the session exists, its call is this `call_sid` (or it has none
+    /// yet), and `status` ranks above the stored one. So the same callback twice, or callbacks
+    /// out of order, leave the same record, and a terminal status stays. Returns whether it
+    /// changed anything.
+    pub async fn advance_call_status(
+        &self,
+        id: &SessionId,
+        call_sid: &str,
+        status: CallStatus,
+    ) -> Result<bool, StoreError> {
+        let lower: Vec<CallStatus> = CallStatus::ALL
+            .into_iter()
+            .filter(|s| s.rank() < status.rank())
+            .collect();
+        if lower.is_empty() {
+            return Ok(false);
+        }
+        let placeholders: Vec<String> = (0..lower.len()).map(|i| format!(":s{i}")).collect();
+        let mut update = self
+            .client()
+            .update_item()
+            .table_name(self.table())
+            .set_key(Some(keys::session_key(id)))
+            .update_expression("SET #call_status = :status, #call_sid = :sid")
+            .condition_expression(format!(
+                "attribute_exists(#pk) AND (attribute_not_exists(#call_sid) OR #call_sid = :sid) \
+                 AND (attribute_not_exists(#call_status) OR #call_status IN ({}))",
+                placeholders.join(", ")
+            ))
+            .expression_attribute_names("#pk", PK)
+            .expression_attribute_names("#call_status", CALL_STATUS)
+            .expression_attribute_names("#call_sid", CALL_SID)
+            .expression_attribute_values(":status", s(status.as_str()))
+            .expression_attribute_values(":sid", s(call_sid));
+        for (name, lower) in placeholders.iter().zip(&lower) {
+            update = update.expression_attribute_values(name, s(lower.as_str()));
+        }
+        match update.send().await {
+            Ok(_) => Ok(true),
+            Err(e) if condition_failed(&e) => Ok(false),
+            Err(e) => Err(StoreError::sdk("UpdateItem", e)),
+        }
     }
 
     /// Marks a session whose call could not be placed as failed: it can never be verified.
@@ -338,7 +384,12 @@ impl Sessions {
             .update_item()
             .table_name(self.table())
             .set_key(Some(keys::session_key(id)))
-            .condition_expression("attribute_exists(#pk) AND #state = :pending")
+            // Only a call not yet heard of: a status callback may have come first.
+            .condition_expression(
+                "attribute_exists(#pk) AND #state = :pending \
+                 AND (attribute_not_exists(#call_status) OR #call_status = :not_placed)",
+            )
+            .expression_attribute_values(":not_placed", s(CallStatus::NotPlaced.as_str()))
             .expression_attribute_names("#pk", PK)
             .expression_attribute_names("#state", STATE)
             .expression_attribute_names("#call_status", CALL_STATUS)

@@ -13,6 +13,8 @@ use crate::secrets::SecretsCache;
 
 pub struct ConfiguredGateway {
     twilio: TwilioGateway,
+    /// Posts the logging gateway's simulated status callbacks.
+    local_http: reqwest::Client,
     secrets: Arc<SecretsCache>,
     /// Inside Lambda, the logging gateway is refused unless `ALLOW_LOGGING_GATEWAY` is set.
     refuse_logging: bool,
@@ -38,6 +40,9 @@ impl ConfiguredGateway {
         }
         Ok(ConfiguredGateway {
             twilio: TwilioGateway::new(config, secrets.clone())?,
+            local_http: reqwest::Client::builder()
+                .timeout(std::time::Duration::from_secs(5))
+                .build()?,
             secrets,
             refuse_logging,
         })
@@ -62,7 +67,16 @@ impl TelephonyGateway for ConfiguredGateway {
                     "no Twilio credentials in the secret".into(),
                 ))
             } else {
-                LoggingGateway.place_flash_call(call).await
+                let placed = LoggingGateway.place_flash_call(call).await?;
+                if let Some(token) = secrets.twilio_webhook_token.as_ref() {
+                    super::logging::simulate_call_callbacks(
+                        self.local_http.clone(),
+                        secrecy::ExposeSecret::expose_secret(token).to_owned(),
+                        call,
+                        placed.sid.clone(),
+                    );
+                }
+                Ok(placed)
             }
         })
     }

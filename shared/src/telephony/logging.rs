@@ -25,3 +25,45 @@ impl TelephonyGateway for LoggingGateway {
         })
     }
 }
+
+/// What Twilio would post about a flash call the phone rejects: `initiated`, `ringing`, then
+/// `no-answer`, each signed with the webhook token, to the call's status-callback URL. Only the
+/// logging gateway does this (locally, where nothing is dialed), on a task of its own.
+pub fn simulate_call_callbacks(
+    http: reqwest::Client,
+    token: String,
+    call: &FlashCall,
+    sid: String,
+) {
+    let Some(url) = call.status_callback.clone() else {
+        return;
+    };
+    let (to, from) = (call.to.as_str().to_owned(), call.from.as_str().to_owned());
+    tokio::spawn(async move {
+        for status in ["initiated", "ringing", "no-answer"] {
+            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+            let params: Vec<(String, String)> = [
+                ("AccountSid", "AC00000000000000000000000000000000"),
+                ("CallSid", sid.as_str()),
+                ("CallStatus", status),
+                ("Direction", "outbound-api"),
+                ("From", from.as_str()),
+                ("To", to.as_str()),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect();
+            let signature = crate::twilio_signature::compute(&token, &url, &params);
+            let sent = http
+                .post(&url)
+                .header("x-twilio-signature", signature)
+                .form(&params)
+                .send()
+                .await;
+            if let Err(error) = sent {
+                tracing::warn!(%error, status, "simulated call status callback not delivered");
+                return;
+            }
+        }
+    });
+}

@@ -121,6 +121,14 @@ async fn every_fixture_event_gets_its_documented_answer() {
             Some("invalid_field"),
         ),
         ("auth-status.json", 404, Some("session_not_found")),
+        // Signed with the local webhook token (`stackctl bootstrap`); its session is unknown,
+        // so it is answered and ignored.
+        ("twilio-voice-callback.json", 200, None),
+        (
+            "twilio-voice-callback-unsigned.json",
+            403,
+            Some("invalid_signature"),
+        ),
         ("auth-status-malformed-id.json", 400, Some("invalid_field")),
     ];
     for (name, expected, code) in cases {

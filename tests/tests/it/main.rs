@@ -13,3 +13,4 @@ mod rate_limits;
 mod signatures;
 mod template;
 mod twilio;
+mod webhook;

@@ -1,0 +1,155 @@
+//! `twilio-webhook`: Twilio's status callbacks. `POST /webhooks/twilio/voice` moves a flash
+//! call's session `call_status` forward (never back); every callback must carry a valid
+//! `X-Twilio-Signature` of the exact URL Twilio called, or it is a 403 that writes nothing and
+//! logs nothing but the fact.
+
+use std::sync::Arc;
+
+use lambda_http::http::{StatusCode, header};
+use lambda_http::{Body, Request, Response};
+use secrecy::ExposeSecret;
+use serde_json::json;
+
+use crate::config::Config;
+use crate::http::{ApiError, Endpoint, ErrorCode, Route, json, public_base_url, query_param};
+use crate::init::Init;
+use crate::secrets::SecretsCache;
+use crate::session::{CallStatus, SessionId};
+use crate::store::Sessions;
+use crate::telephony::VOICE_STATUS_CALLBACK;
+use crate::twilio_signature::{Signed, is_valid};
+
+pub struct TwilioWebhookEndpoint {
+    config: Arc<Config>,
+    secrets: Arc<SecretsCache>,
+    sessions: Sessions,
+}
+
+/// The largest callback body read; Twilio's are a few hundred bytes.
+const MAX_FORM_BYTES: usize = 16 * 1024;
+
+impl Endpoint for TwilioWebhookEndpoint {
+    const NAME: &'static str = "twilio-webhook";
+    const ROUTES: &'static [Route] = &[VOICE_STATUS_CALLBACK];
+
+    async fn init(init: &Init) -> anyhow::Result<Self> {
+        let secrets = init.secrets();
+        secrets.warm().await?;
+        Ok(TwilioWebhookEndpoint {
+            config: init.config.clone(),
+            secrets,
+            sessions: init.store().sessions(),
+        })
+    }
+
+    async fn handle(
+        &self,
+        _route: &'static Route,
+        req: Request,
+    ) -> Result<Response<Body>, ApiError> {
+        let params = form_params(&req)?;
+        self.check_signature(&req, &params).await?;
+        let value = |name: &str| {
+            params
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.as_str())
+        };
+        let sid = value("CallSid").filter(|s| is_call_sid(s)).ok_or_else(|| {
+            ApiError::field("CallSid", "must be a Twilio call SID (CA + 32 hex digits)")
+        })?;
+        let Some(status) = value("CallStatus").and_then(CallStatus::parse) else {
+            return Err(ApiError::field(
+                "CallStatus",
+                "is not a call status Twilio sends",
+            ));
+        };
+        // The session the call was placed for, named in the callback URL we gave Twilio. A
+        // callback for a call we do not know is answered and ignored: the account may serve
+        // other applications.
+        let session = query_param(&req, "session_id").and_then(|id| SessionId::parse(id).ok());
+        let applied = match session {
+            Some(id) => self.sessions.advance_call_status(&id, sid, status).await?,
+            None => false,
+        };
+        tracing::info!(status = status.as_str(), applied, "call status callback");
+        Ok(json(
+            StatusCode::OK,
+            &json!({"received": true, "applied": applied}),
+        ))
+    }
+}
+
+impl TwilioWebhookEndpoint {
+    /// The signature must be Twilio's for the public URL this request was made on: the
+    /// configured base (or API Gateway's domain) and the path and query exactly as sent.
+    async fn check_signature(
+        &self,
+        req: &Request,
+        params: &[(String, String)],
+    ) -> Result<(), ApiError> {
+        let refused = || {
+            tracing::info!("webhook refused: missing or invalid signature");
+            ApiError::refused(
+                ErrorCode::InvalidSignature,
+                "the X-Twilio-Signature header is missing or does not sign this request",
+            )
+        };
+        let secrets = self.secrets.get().await?;
+        let Some(token) = secrets.twilio_webhook_token.as_ref() else {
+            tracing::warn!("webhook refused: the secret has no twilio_auth_token to check it with");
+            return Err(refused());
+        };
+        let presented = req
+            .headers()
+            .get("x-twilio-signature")
+            .and_then(|v| v.to_str().ok())
+            .ok_or_else(refused)?;
+        let base =
+            public_base_url(req, self.config.public_base_url.as_deref()).ok_or_else(refused)?;
+        let path = req
+            .uri()
+            .path_and_query()
+            .map_or_else(|| req.uri().path().to_owned(), |pq| pq.as_str().to_owned());
+        let url = format!("{base}{path}");
+        let signed = Signed {
+            url: &url,
+            params,
+            body: req.body().as_ref(),
+            json_body: false,
+        };
+        if is_valid(token.expose_secret(), &signed, presented) {
+            Ok(())
+        } else {
+            Err(refused())
+        }
+    }
+}
+
+/// A form-encoded body's parameters, in order, repeated keys kept.
+fn form_params(req: &Request) -> Result<Vec<(String, String)>, ApiError> {
+    let media = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|ct| ct.to_str().ok())
+        .and_then(|ct| ct.split(';').next())
+        .map(|m| m.trim().to_ascii_lowercase());
+    if media.as_deref() != Some("application/x-www-form-urlencoded") {
+        return Err(ApiError::refused(
+            ErrorCode::UnsupportedMediaType,
+            "a Twilio callback is application/x-www-form-urlencoded",
+        ));
+    }
+    let bytes: &[u8] = req.body().as_ref();
+    if bytes.len() > MAX_FORM_BYTES {
+        return Err(ApiError::PayloadTooLarge {
+            limit: MAX_FORM_BYTES,
+        });
+    }
+    serde_urlencoded::from_bytes::<Vec<(String, String)>>(bytes)
+        .map_err(|_| ApiError::refused(ErrorCode::InvalidForm, "the form body is malformed"))
+}
+
+fn is_call_sid(s: &str) -> bool {
+    s.len() == 34 && s.starts_with("CA") && s[2..].bytes().all(|b| b.is_ascii_hexdigit())
+}
