@@ -17,6 +17,7 @@ pub mod pool;
 pub mod runtime;
 pub mod secrets;
 pub mod session;
+pub mod sms;
 pub mod store;
 pub mod telephony;
 pub mod tls;
