@@ -35,6 +35,33 @@ pub struct PlacedCall {
     pub sid: String,
 }
 
+/// Where an SMS comes from: one of our numbers, or a Messaging Service that picks one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Sender {
+    Number(PhoneNumber),
+    /// A Messaging Service SID (`MG` + 32 hex digits).
+    MessagingService(String),
+}
+
+/// One SMS to send.
+#[derive(Debug, Clone)]
+pub struct OutgoingMessage {
+    pub to: PhoneNumber,
+    pub from: Sender,
+    pub body: String,
+    /// Where the provider posts the message's status changes.
+    pub status_callback: Option<String>,
+}
+
+/// What the provider made of a message it took.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SentMessage {
+    /// Twilio's `SM...` SID.
+    pub sid: String,
+    /// Its first status (`queued`, `accepted`, ...).
+    pub status: String,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TelephonyError {
     /// The provider answered and refused the call (a 4xx); retrying would not help. Only the

@@ -6,7 +6,10 @@ use std::time::Duration;
 use secrecy::ExposeSecret;
 use serde::Deserialize;
 
-use super::{BoxFuture, FlashCall, PlacedCall, TelephonyError, TelephonyGateway};
+use super::{
+    BoxFuture, FlashCall, OutgoingMessage, PlacedCall, Sender, SentMessage, TelephonyError,
+    TelephonyGateway,
+};
 use crate::config::Config;
 use crate::secrets::SecretsCache;
 
@@ -27,9 +30,11 @@ struct ErrorBody {
     code: Option<u32>,
 }
 
+/// What Twilio answers a created call or message with (only what is kept).
 #[derive(Debug, Deserialize)]
-struct CallResource {
+struct Created {
     sid: String,
+    status: Option<String>,
 }
 
 impl TwilioGateway {
@@ -52,20 +57,6 @@ impl TwilioGateway {
     }
 
     async fn create_call(&self, call: &FlashCall) -> Result<PlacedCall, TelephonyError> {
-        let secrets = self
-            .secrets
-            .get()
-            .await
-            .map_err(|e| TelephonyError::Unavailable(e.to_string()))?;
-        let Some(creds) = secrets.twilio.as_ref() else {
-            return Err(TelephonyError::Unavailable(
-                "no Twilio credentials in the secret".into(),
-            ));
-        };
-        let url = format!(
-            "{}/2010-04-01/Accounts/{}/Calls.json",
-            self.base_url, creds.account_sid
-        );
         let timeout = call.ring_timeout.as_secs().to_string();
         let mut form: Vec<(&str, &str)> = vec![
             ("To", call.to.as_str()),
@@ -83,14 +74,62 @@ impl TwilioGateway {
                 ("StatusCallbackEvent", "completed"),
             ]);
         }
+        let created: Created = self.post_form("Calls.json", &form).await?;
+        Ok(PlacedCall { sid: created.sid })
+    }
 
+    /// Sends an SMS (`Messages.json`): from a number of ours or a Messaging Service, with a
+    /// status callback. Same timeouts and retry rules as calls.
+    pub async fn create_message(
+        &self,
+        message: &OutgoingMessage,
+    ) -> Result<SentMessage, TelephonyError> {
+        let mut form: Vec<(&str, &str)> =
+            vec![("To", message.to.as_str()), ("Body", &message.body)];
+        match &message.from {
+            Sender::Number(number) => form.push(("From", number.as_str())),
+            Sender::MessagingService(sid) => form.push(("MessagingServiceSid", sid.as_str())),
+        }
+        if let Some(callback) = &message.status_callback {
+            form.push(("StatusCallback", callback.as_str()));
+        }
+        let created: Created = self.post_form("Messages.json", &form).await?;
+        Ok(SentMessage {
+            sid: created.sid,
+            status: created.status.unwrap_or_else(|| "queued".to_owned()),
+        })
+    }
+
+    /// POSTs a form to an account resource. Only a request that never reached Twilio (no
+    /// connection) is sent again, and a 5xx or 429, which Twilio answers without creating
+    /// anything: a timeout may have created the call or the message, and a second POST would
+    /// ring the phone or text it twice.
+    async fn post_form<T: serde::de::DeserializeOwned>(
+        &self,
+        resource: &str,
+        form: &[(&str, &str)],
+    ) -> Result<T, TelephonyError> {
+        let secrets = self
+            .secrets
+            .get()
+            .await
+            .map_err(|e| TelephonyError::Unavailable(e.to_string()))?;
+        let Some(creds) = secrets.twilio.as_ref() else {
+            return Err(TelephonyError::Unavailable(
+                "no Twilio credentials in the secret".into(),
+            ));
+        };
+        let url = format!(
+            "{}/2010-04-01/Accounts/{}/{resource}",
+            self.base_url, creds.account_sid
+        );
         let mut attempt = 0;
         loop {
             let outcome = self
                 .http
                 .post(&url)
                 .basic_auth(&creds.account_sid, Some(creds.auth_token.expose_secret()))
-                .form(&form)
+                .form(form)
                 .send()
                 .await;
             let retry_after = match outcome {
@@ -99,26 +138,22 @@ impl TwilioGateway {
                     let header_delay = retry_after(&response);
                     let body = response.bytes().await.unwrap_or_default();
                     if status.is_success() {
-                        return serde_json::from_slice::<CallResource>(&body)
-                            .map(|c| PlacedCall { sid: c.sid })
-                            .map_err(|_| {
-                                TelephonyError::Unavailable(
-                                    "Twilio's answer has no call SID".into(),
-                                )
-                            });
+                        return serde_json::from_slice::<T>(&body).map_err(|_| {
+                            TelephonyError::Unavailable(format!(
+                                "Twilio's answer to {resource} has no SID"
+                            ))
+                        });
                     }
                     let error = parse_error(status.as_u16(), &body);
                     let retryable = status.is_server_error() || status.as_u16() == 429;
                     if !retryable || attempt >= self.max_retries {
                         return Err(error);
                     }
-                    tracing::warn!(%error, attempt, "Twilio call creation failed; retrying");
+                    tracing::warn!(%error, attempt, resource, "Twilio refused for now; retrying");
                     header_delay
                 }
-                // Only a request that never reached Twilio is safe to send again: a timeout
-                // may have created the call, and a second POST would ring the phone twice.
                 Err(e) if e.is_connect() && attempt < self.max_retries => {
-                    tracing::warn!(error = %e, attempt, "Twilio unreachable; retrying");
+                    tracing::warn!(attempt, resource, "Twilio unreachable; retrying");
                     None
                 }
                 Err(e) => {

@@ -328,3 +328,49 @@ async fn no_log_line_of_a_flash_call_or_a_twilio_error_holds_a_full_phone_number
         "Twilio's message was logged"
     );
 }
+
+fn message(from: shared::telephony::Sender) -> shared::telephony::OutgoingMessage {
+    shared::telephony::OutgoingMessage {
+        to: random_phone(),
+        from,
+        body: "Your code is 123456".into(),
+        status_callback: Some("https://api.example.com/webhooks/twilio/messages".into()),
+    }
+}
+
+#[tokio::test]
+async fn the_message_request_satisfies_twilios_own_contract_from_a_number_or_a_service() {
+    use shared::telephony::Sender;
+    let gateway = gateway(&prism_url(), &[]);
+    for from in [
+        Sender::Number(PhoneNumber::parse("+14155550100").unwrap()),
+        Sender::MessagingService("MG0123456789abcdef0123456789abcdef".into()),
+    ] {
+        let sent = gateway.create_message(&message(from.clone())).await;
+        let sent = sent.unwrap_or_else(|e| panic!("Prism refused {from:?}: {e}"));
+        assert!(
+            sent.sid.starts_with("SM") || sent.sid.starts_with("MM"),
+            "{sent:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_message_post_that_timed_out_is_not_sent_again() {
+    let twilio = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path(format!("/2010-04-01/Accounts/{SID}/Messages.json")))
+        .respond_with(created().set_delay(Duration::from_millis(800)))
+        .mount(&twilio)
+        .await;
+    let sent = gateway(&twilio.uri(), &[("TWILIO_REQUEST_TIMEOUT_MS", "200")])
+        .create_message(&message(shared::telephony::Sender::Number(
+            PhoneNumber::parse("+14155550100").unwrap(),
+        )))
+        .await;
+    assert!(
+        matches!(sent, Err(TelephonyError::Unavailable(_))),
+        "{sent:?}"
+    );
+    assert_eq!(twilio.received_requests().await.unwrap().len(), 1);
+}
