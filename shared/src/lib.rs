@@ -11,6 +11,7 @@ pub mod config;
 pub mod endpoints;
 pub mod flash_call;
 pub mod http;
+mod id;
 pub mod init;
 pub mod phone;
 pub mod pool;

@@ -1,64 +1,16 @@
 //! The flash-call verification session: its id, its states and what can be said about it.
 
-use std::fmt;
-
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use time::OffsetDateTime;
-use uuid::Uuid;
 
 use crate::phone::PhoneNumber;
 
-/// A session id: a random (v4) UUID in its canonical hyphenated form.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
-pub struct SessionId(Uuid);
-
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("must be a session id as returned by /auth/request (a UUID)")]
-pub struct InvalidSessionId;
-
-impl SessionId {
-    pub fn random() -> Self {
-        SessionId(Uuid::new_v4())
-    }
-
-    pub fn parse(input: &str) -> Result<Self, InvalidSessionId> {
-        // Only the hyphenated form: one spelling per session keeps keys and logs greppable.
-        if input.len() != 36 {
-            return Err(InvalidSessionId);
-        }
-        let uuid = Uuid::try_parse(input).map_err(|_| InvalidSessionId)?;
-        if uuid.get_version_num() != 4 {
-            return Err(InvalidSessionId);
-        }
-        Ok(SessionId(uuid))
-    }
-}
-
-impl TryFrom<String> for SessionId {
-    type Error = InvalidSessionId;
-    fn try_from(value: String) -> Result<Self, Self::Error> {
-        SessionId::parse(&value)
-    }
-}
-
-impl From<SessionId> for String {
-    fn from(value: SessionId) -> Self {
-        value.to_string()
-    }
-}
-
-impl fmt::Display for SessionId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(&self.0.hyphenated(), f)
-    }
-}
-
-impl fmt::Debug for SessionId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "SessionId({self})")
-    }
-}
+crate::id::random_id!(
+    /// A session id: a random (v4) UUID in its canonical hyphenated form.
+    SessionId,
+    InvalidSessionId,
+    "must be a session id as returned by /auth/request (a UUID)"
+);
 
 /// Where a session is in its life. Expiry is not a state: it is a function of the clock.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -128,3 +128,95 @@ mod tests {
         assert_eq!(segments(&"🙂".repeat(36)).count, 2);
     }
 }
+
+/// A message's delivery status as Twilio reports it, in the order a message lives through
+/// them: `queued`/`accepted`/`scheduled` < `sending` < `sent` < `delivered` < `read`, and
+/// `failed`, `undelivered`, `canceled` terminal (they rank last, and none replaces another).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MessageStatus {
+    Queued,
+    Accepted,
+    Scheduled,
+    Sending,
+    Sent,
+    Delivered,
+    Read,
+    Failed,
+    Undelivered,
+    Canceled,
+}
+
+impl MessageStatus {
+    pub const ALL: [MessageStatus; 10] = [
+        MessageStatus::Queued,
+        MessageStatus::Accepted,
+        MessageStatus::Scheduled,
+        MessageStatus::Sending,
+        MessageStatus::Sent,
+        MessageStatus::Delivered,
+        MessageStatus::Read,
+        MessageStatus::Failed,
+        MessageStatus::Undelivered,
+        MessageStatus::Canceled,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MessageStatus::Queued => "queued",
+            MessageStatus::Accepted => "accepted",
+            MessageStatus::Scheduled => "scheduled",
+            MessageStatus::Sending => "sending",
+            MessageStatus::Sent => "sent",
+            MessageStatus::Delivered => "delivered",
+            MessageStatus::Read => "read",
+            MessageStatus::Failed => "failed",
+            MessageStatus::Undelivered => "undelivered",
+            MessageStatus::Canceled => "canceled",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|status| status.as_str() == s)
+    }
+
+    /// Position in the message's life; a callback may only move a message to a higher rank.
+    pub fn rank(self) -> u8 {
+        match self {
+            MessageStatus::Queued | MessageStatus::Accepted | MessageStatus::Scheduled => 0,
+            MessageStatus::Sending => 1,
+            MessageStatus::Sent => 2,
+            MessageStatus::Delivered => 3,
+            MessageStatus::Read => 4,
+            MessageStatus::Failed | MessageStatus::Undelivered | MessageStatus::Canceled => 5,
+        }
+    }
+
+    pub fn is_terminal(self) -> bool {
+        self.rank() == 5
+    }
+}
+
+#[cfg(test)]
+mod status_tests {
+    use super::MessageStatus::*;
+
+    #[test]
+    fn statuses_only_move_forward_and_terminal_ones_stay() {
+        assert!(Sent.rank() < Delivered.rank() && Delivered.rank() < Read.rank());
+        assert!(Queued.rank() == Accepted.rank() && Accepted.rank() == Scheduled.rank());
+        for terminal in [Failed, Undelivered, Canceled] {
+            assert!(terminal.is_terminal());
+            assert!(terminal.rank() > Read.rank());
+        }
+        for status in super::MessageStatus::ALL {
+            assert_eq!(super::MessageStatus::parse(status.as_str()), Some(status));
+        }
+    }
+}
+
+crate::id::random_id!(
+    /// The id of a sent message in our log (`GET /sms/{id}`).
+    MessageId,
+    InvalidMessageId,
+    "must be a message id as returned by /sms/send (a UUID)"
+);

@@ -9,6 +9,7 @@ use super::item::millis;
 use crate::call::{CallId, EventId};
 use crate::phone::PhoneNumber;
 use crate::session::SessionId;
+use crate::sms::MessageId;
 
 pub const PK: &str = "pk";
 pub const SK: &str = "sk";
@@ -95,3 +96,14 @@ pub fn history_gsi_sk_at(millis: i64, call: &str) -> String {
 }
 /// The highest millisecond a history key holds.
 pub const HISTORY_MAX_MILLIS: i64 = 999_999_999_999_999;
+
+/// A message of the SMS log.
+pub fn message_pk(id: &MessageId) -> String {
+    format!("MESSAGE#{id}")
+}
+pub const MESSAGE_SK: &str = "MESSAGE";
+
+/// The message a message key names.
+pub fn message_id_of(pk: &str) -> Option<MessageId> {
+    MessageId::parse(pk.strip_prefix("MESSAGE#")?).ok()
+}

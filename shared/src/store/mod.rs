@@ -8,6 +8,7 @@
 pub mod calls;
 mod item;
 pub mod keys;
+pub mod messages;
 pub mod pool;
 pub mod rate_limits;
 pub mod schema;
@@ -21,6 +22,7 @@ use aws_sdk_dynamodb::types::{CancellationReason, TransactWriteItem};
 
 pub use calls::Calls;
 pub use item::Item;
+pub use messages::Messages;
 pub use pool::Pool;
 pub use rate_limits::Limits;
 pub use sessions::Sessions;
@@ -205,6 +207,10 @@ impl Store {
 
     pub fn calls(&self) -> Calls {
         Calls(self.clone())
+    }
+
+    pub fn messages(&self) -> Messages {
+        Messages(self.clone())
     }
 
     /// Runs a transaction. One that lost a race with another transaction on the same items

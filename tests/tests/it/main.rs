@@ -7,6 +7,7 @@ mod concurrency;
 mod fixtures;
 mod flash_flow;
 mod guard;
+mod messages;
 mod outages;
 mod phone_parity;
 mod rate_limits;

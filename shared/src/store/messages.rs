@@ -1,0 +1,221 @@
+//! The SMS delivery log: one item per message, written when it is sent and moved forward by
+//! Twilio's status callbacks, one conditional write each.
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use time::OffsetDateTime;
+
+use super::item::{Item, millis_av, n, s, ttl_av};
+use super::keys::{self, KIND, PK, SK, TTL};
+use super::{StoreError, condition_failed, view};
+use crate::phone::PhoneNumber;
+use crate::sms::{MessageId, MessageStatus};
+
+view! {
+    /// Messages: `sms-send` writes them, `twilio-webhook` moves their status.
+    Messages
+}
+
+const TO: &str = "to";
+const FROM: &str = "from";
+const STATUS: &str = "status";
+const PROVIDER_SID: &str = "provider_sid";
+const ERROR_CODE: &str = "error_code";
+const SEGMENTS: &str = "segments";
+const CREATED_AT: &str = "created_at";
+const UPDATED_AT: &str = "updated_at";
+/// `[{status, at}]`, one entry per status rank at most: statuses only move forward.
+const HISTORY: &str = "history";
+const KIND_MESSAGE: &str = "message";
+
+/// How long a message's log entry is kept.
+const RETENTION: time::Duration = time::Duration::days(90);
+
+/// A message as the log knows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageRecord {
+    pub id: MessageId,
+    pub to: PhoneNumber,
+    /// The number it was sent from, or the Messaging Service SID.
+    pub from: String,
+    pub status: MessageStatus,
+    pub provider_sid: Option<String>,
+    pub error_code: Option<u32>,
+    pub segments: u32,
+    pub created_at: OffsetDateTime,
+    pub updated_at: OffsetDateTime,
+    pub history: Vec<(MessageStatus, OffsetDateTime)>,
+}
+
+fn history_entry(status: MessageStatus, at: OffsetDateTime) -> AttributeValue {
+    AttributeValue::M(HashMap::from([
+        (STATUS.to_owned(), s(status.as_str())),
+        ("at".to_owned(), millis_av(at)),
+    ]))
+}
+
+impl Messages {
+    /// Writes a new message's entry (never over another).
+    pub async fn put(&self, record: &MessageRecord) -> Result<(), StoreError> {
+        let mut item = HashMap::from([
+            (PK.to_owned(), s(keys::message_pk(&record.id))),
+            (SK.to_owned(), s(keys::MESSAGE_SK)),
+            (KIND.to_owned(), s(KIND_MESSAGE)),
+            (TO.to_owned(), s(record.to.as_str())),
+            (FROM.to_owned(), s(&record.from)),
+            (STATUS.to_owned(), s(record.status.as_str())),
+            (SEGMENTS.to_owned(), n(record.segments)),
+            (CREATED_AT.to_owned(), millis_av(record.created_at)),
+            (UPDATED_AT.to_owned(), millis_av(record.updated_at)),
+            (
+                HISTORY.to_owned(),
+                AttributeValue::L(
+                    record
+                        .history
+                        .iter()
+                        .map(|(status, at)| history_entry(*status, *at))
+                        .collect(),
+                ),
+            ),
+            (TTL.to_owned(), ttl_av(record.created_at + RETENTION)),
+        ]);
+        if let Some(sid) = &record.provider_sid {
+            item.insert(PROVIDER_SID.to_owned(), s(sid));
+        }
+        if let Some(code) = record.error_code {
+            item.insert(ERROR_CODE.to_owned(), n(code));
+        }
+        self.client()
+            .put_item()
+            .table_name(self.table())
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(#pk)")
+            .expression_attribute_names("#pk", PK)
+            .send()
+            .await
+            .map_err(|e| StoreError::sdk("PutItem", e))?;
+        Ok(())
+    }
+
+    pub async fn get(&self, id: &MessageId) -> Result<Option<MessageRecord>, StoreError> {
+        let out = self
+            .client()
+            .get_item()
+            .table_name(self.table())
+            .key(PK, s(keys::message_pk(id)))
+            .key(SK, s(keys::MESSAGE_SK))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| StoreError::sdk("GetItem", e))?;
+        out.item.map(|i| record_from(Item(i))).transpose()
+    }
+
+    /// Moves a message's status forward on a status callback: one conditional write, taken
+    /// only when the message exists, is this `provider_sid`'s (or has none yet), and `status`
+    /// ranks above the stored one; it records the status in the history and Twilio's error
+    /// code. The same callback twice, or callbacks out of order, give the same entry. Returns
+    /// whether it changed anything.
+    pub async fn advance_status(
+        &self,
+        id: &MessageId,
+        provider_sid: &str,
+        status: MessageStatus,
+        error_code: Option<u32>,
+        at: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        let lower: Vec<MessageStatus> = MessageStatus::ALL
+            .into_iter()
+            .filter(|s| s.rank() < status.rank())
+            .collect();
+        if lower.is_empty() {
+            return Ok(false);
+        }
+        let placeholders: Vec<String> = (0..lower.len()).map(|i| format!(":s{i}")).collect();
+        let mut sets = vec![
+            "#status = :status",
+            "#sid = :sid",
+            "#updated = :at",
+            "#history = list_append(if_not_exists(#history, :empty), :entry)",
+        ];
+        if error_code.is_some() {
+            sets.push("#error = :error");
+        }
+        let mut update = self
+            .client()
+            .update_item()
+            .table_name(self.table())
+            .key(PK, s(keys::message_pk(id)))
+            .key(SK, s(keys::MESSAGE_SK))
+            .update_expression(format!("SET {}", sets.join(", ")))
+            .condition_expression(format!(
+                "attribute_exists(#pk) AND (attribute_not_exists(#sid) OR #sid = :sid) \
+                 AND #status IN ({})",
+                placeholders.join(", ")
+            ))
+            .expression_attribute_names("#pk", PK)
+            .expression_attribute_names("#status", STATUS)
+            .expression_attribute_names("#sid", PROVIDER_SID)
+            .expression_attribute_names("#updated", UPDATED_AT)
+            .expression_attribute_names("#history", HISTORY)
+            .expression_attribute_values(":status", s(status.as_str()))
+            .expression_attribute_values(":sid", s(provider_sid))
+            .expression_attribute_values(":at", millis_av(at))
+            .expression_attribute_values(":empty", AttributeValue::L(Vec::new()))
+            .expression_attribute_values(
+                ":entry",
+                AttributeValue::L(vec![history_entry(status, at)]),
+            );
+        if let Some(code) = error_code {
+            update = update
+                .expression_attribute_names("#error", ERROR_CODE)
+                .expression_attribute_values(":error", n(code));
+        }
+        for (name, lower) in placeholders.iter().zip(&lower) {
+            update = update.expression_attribute_values(name, s(lower.as_str()));
+        }
+        match update.send().await {
+            Ok(_) => Ok(true),
+            Err(e) if condition_failed(&e) => Ok(false),
+            Err(e) => Err(StoreError::sdk("UpdateItem", e)),
+        }
+    }
+}
+
+fn record_from(item: Item) -> Result<MessageRecord, StoreError> {
+    let id = keys::message_id_of(item.string(PK)?)
+        .ok_or_else(|| StoreError::Malformed("message key".into()))?;
+    let status = |text: &str| {
+        MessageStatus::parse(text).ok_or_else(|| StoreError::Malformed(format!("status of {id}")))
+    };
+    let history = match item.0.get(HISTORY) {
+        Some(AttributeValue::L(entries)) => entries
+            .iter()
+            .map(|entry| {
+                let AttributeValue::M(map) = entry else {
+                    return Err(StoreError::Malformed(format!("history of {id}")));
+                };
+                let entry = Item(map.clone());
+                Ok((status(entry.string(STATUS)?)?, entry.time("at")?))
+            })
+            .collect::<Result<_, _>>()?,
+        _ => Vec::new(),
+    };
+    Ok(MessageRecord {
+        to: item.phone(TO)?,
+        from: item.string(FROM)?.to_owned(),
+        status: status(item.string(STATUS)?)?,
+        provider_sid: item.opt_string(PROVIDER_SID).map(str::to_owned),
+        error_code: item
+            .0
+            .get(ERROR_CODE)
+            .map(|_| item.number(ERROR_CODE))
+            .transpose()?,
+        segments: item.number(SEGMENTS)?,
+        created_at: item.time(CREATED_AT)?,
+        updated_at: item.time(UPDATED_AT)?,
+        history,
+        id,
+    })
+}
