@@ -25,13 +25,7 @@ pub fn json_body<T: DeserializeOwned>(req: &Request) -> Result<T, ApiError> {
 /// post to the API as a CORS-simple request (no header, or a form type) from its visitors'
 /// browsers and addresses.
 pub fn json_value(req: &Request) -> Result<serde_json::Value, ApiError> {
-    let media = req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|ct| ct.to_str().ok())
-        .and_then(|ct| ct.split(';').next())
-        .map(|m| m.trim().to_ascii_lowercase());
-    match media.as_deref() {
+    match media_type(req).as_deref() {
         Some(m)
             if m == "application/json"
                 || (m.starts_with("application/") && m.ends_with("+json")) => {}
@@ -47,6 +41,15 @@ pub fn json_value(req: &Request) -> Result<serde_json::Value, ApiError> {
         return Err(ApiError::InvalidJson("the body is empty".into()));
     }
     serde_json::from_slice(bytes).map_err(|e| ApiError::InvalidJson(strip_position(&e.to_string())))
+}
+
+/// The body's media type (`Content-Type` without parameters, lowercase), if it has one.
+pub fn media_type(req: &Request) -> Option<String> {
+    req.headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|ct| ct.to_str().ok())
+        .and_then(|ct| ct.split(';').next())
+        .map(|m| m.trim().to_ascii_lowercase())
 }
 
 /// Deserialises a JSON value, naming the field at fault on error.

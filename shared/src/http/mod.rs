@@ -10,7 +10,7 @@ mod error;
 mod response;
 mod route;
 
-pub use body::{MAX_BODY_BYTES, from_value, json_body, json_value};
+pub use body::{MAX_BODY_BYTES, from_value, json_body, json_value, media_type};
 pub use codes::ErrorCode;
 pub use context::{bearer_token, client_ip, path_param, public_base_url, query_param, request_id};
 pub use endpoint::{Endpoint, Served, serve};

@@ -99,17 +99,10 @@ impl Messages {
     }
 
     pub async fn get(&self, id: &MessageId) -> Result<Option<MessageRecord>, StoreError> {
-        let out = self
-            .client()
-            .get_item()
-            .table_name(self.table())
-            .key(PK, s(keys::message_pk(id)))
-            .key(SK, s(keys::MESSAGE_SK))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| StoreError::sdk("GetItem", e))?;
-        out.item.map(|i| record_from(Item(i))).transpose()
+        self.get_item(keys::message_pk(id), keys::MESSAGE_SK)
+            .await?
+            .map(record_from)
+            .transpose()
     }
 
     /// Moves a message's status forward on a status callback: one conditional write, taken

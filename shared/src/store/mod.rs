@@ -246,6 +246,24 @@ impl Store {
         }
     }
 
+    /// One item by its key, read consistently.
+    pub(crate) async fn get_item(&self, pk: String, sk: &str) -> Result<Option<Item>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(self.table())
+            .key(keys::PK, aws_sdk_dynamodb::types::AttributeValue::S(pk))
+            .key(
+                keys::SK,
+                aws_sdk_dynamodb::types::AttributeValue::S(sk.to_owned()),
+            )
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| StoreError::sdk("GetItem", e))?;
+        Ok(out.item.map(Item))
+    }
+
     /// Every item a query matches, page after page.
     pub(crate) async fn query_all(
         &self,

@@ -3,10 +3,12 @@
 //! the phone's cap of failed verifications, taken together in one transaction so that a
 //! refused request consumes nothing.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use aws_sdk_dynamodb::types::{
-    ConditionCheck, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
+    AttributeValue, ConditionCheck, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
+    Update,
 };
 use time::OffsetDateTime;
 
@@ -123,6 +125,26 @@ fn secs_until(now: OffsetDateTime, then: OffsetDateTime) -> u64 {
 
 const DAY: i64 = 86_400;
 const HOUR: i64 = 3_600;
+
+/// A fixed-window counter takes one, with its window's end as its TTL, only below its maximum.
+const COUNTER_UPDATE: &str = "SET #count = if_not_exists(#count, :zero) + :one, #ttl = :ttl";
+const COUNTER_BELOW_MAX: &str = "attribute_not_exists(#count) OR #count < :max";
+
+fn counter_names() -> HashMap<String, String> {
+    HashMap::from([
+        ("#count".to_owned(), COUNT.to_owned()),
+        ("#ttl".to_owned(), TTL.to_owned()),
+    ])
+}
+
+fn counter_values(max: u32, window_end: OffsetDateTime) -> HashMap<String, AttributeValue> {
+    HashMap::from([
+        (":zero".to_owned(), n(0)),
+        (":one".to_owned(), n(1)),
+        (":max".to_owned(), n(max)),
+        (":ttl".to_owned(), ttl_av(window_end)),
+    ])
+}
 
 /// The counter of a phone's failed verifications today (shared by every channel).
 fn failures_pk(phone: &PhoneNumber, day: i64) -> String {
@@ -254,14 +276,10 @@ impl Limits {
             .table_name(self.table())
             .key(PK, s(failures_pk(phone, day.index)))
             .key(SK, s(keys::LIMIT_SK))
-            .update_expression("SET #count = if_not_exists(#count, :zero) + :one, #ttl = :ttl")
-            .condition_expression("attribute_not_exists(#count) OR #count < :max")
-            .expression_attribute_names("#count", COUNT)
-            .expression_attribute_names("#ttl", TTL)
-            .expression_attribute_values(":zero", n(0))
-            .expression_attribute_values(":one", n(1))
-            .expression_attribute_values(":max", n(cap))
-            .expression_attribute_values(":ttl", ttl_av(day.end))
+            .update_expression(COUNTER_UPDATE)
+            .condition_expression(COUNTER_BELOW_MAX)
+            .set_expression_attribute_names(Some(counter_names()))
+            .set_expression_attribute_values(Some(counter_values(cap, day.end)))
             .send()
             .await;
         match counted {
@@ -330,18 +348,8 @@ impl Limits {
     }
 
     async fn count_of(&self, pk: String) -> Result<u32, StoreError> {
-        let out = self
-            .client()
-            .get_item()
-            .table_name(self.table())
-            .key(PK, s(pk))
-            .key(SK, s(keys::LIMIT_SK))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| StoreError::sdk("GetItem", e))?;
-        match out.item {
-            Some(item) => super::Item(item).number(COUNT),
+        match self.get_item(pk, keys::LIMIT_SK).await? {
+            Some(item) => item.number(COUNT),
             None => Ok(0),
         }
     }
@@ -356,14 +364,10 @@ impl Limits {
             .table_name(self.table())
             .key(PK, s(pk))
             .key(SK, s(keys::LIMIT_SK))
-            .update_expression("SET #count = if_not_exists(#count, :zero) + :one, #ttl = :ttl")
-            .condition_expression("attribute_not_exists(#count) OR #count < :max")
-            .expression_attribute_names("#count", COUNT)
-            .expression_attribute_names("#ttl", TTL)
-            .expression_attribute_values(":zero", n(0))
-            .expression_attribute_values(":one", n(1))
-            .expression_attribute_values(":max", n(max))
-            .expression_attribute_values(":ttl", ttl_av(window_end))
+            .update_expression(COUNTER_UPDATE)
+            .condition_expression(COUNTER_BELOW_MAX)
+            .set_expression_attribute_names(Some(counter_names()))
+            .set_expression_attribute_values(Some(counter_values(max, window_end)))
             .build()?;
         Ok(TransactWriteItem::builder().update(update).build())
     }

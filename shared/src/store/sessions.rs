@@ -106,16 +106,10 @@ impl Sessions {
     }
 
     pub async fn get_session(&self, id: &SessionId) -> Result<Option<Session>, StoreError> {
-        let out = self
-            .client()
-            .get_item()
-            .table_name(self.table())
-            .set_key(Some(keys::session_key(id)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| StoreError::sdk("GetItem", e))?;
-        out.item.map(|i| session_from(Item(i))).transpose()
+        self.get_item(keys::session_pk(id), keys::SESSION_SK)
+            .await?
+            .map(session_from)
+            .transpose()
     }
 
     /// The ids of the phone's newest sessions, newest first, with what the index knows of them

@@ -5,13 +5,15 @@
 
 use std::sync::Arc;
 
-use lambda_http::http::{StatusCode, header};
+use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
 use secrecy::ExposeSecret;
 use serde_json::json;
 
 use crate::config::Config;
-use crate::http::{ApiError, Endpoint, ErrorCode, Route, json, public_base_url, query_param};
+use crate::http::{
+    ApiError, Endpoint, ErrorCode, Route, json, media_type, public_base_url, query_param,
+};
 use crate::init::Init;
 use crate::secrets::SecretsCache;
 use crate::session::{CallStatus, SessionId};
@@ -128,13 +130,7 @@ impl TwilioWebhookEndpoint {
 
 /// A form-encoded body's parameters, in order, repeated keys kept.
 fn form_params(req: &Request) -> Result<Vec<(String, String)>, ApiError> {
-    let media = req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|ct| ct.to_str().ok())
-        .and_then(|ct| ct.split(';').next())
-        .map(|m| m.trim().to_ascii_lowercase());
-    if media.as_deref() != Some("application/x-www-form-urlencoded") {
+    if media_type(req).as_deref() != Some("application/x-www-form-urlencoded") {
         return Err(ApiError::refused(
             ErrorCode::UnsupportedMediaType,
             "a Twilio callback is application/x-www-form-urlencoded",

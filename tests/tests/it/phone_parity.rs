@@ -58,6 +58,26 @@ fn old_type(e164: &str) -> NumberType {
     }
 }
 
+/// The old metadata's descriptors of every type a number can have in a region.
+fn type_descriptors(meta: &old::Metadata) -> Vec<&old::metadata::Descriptor> {
+    let d = meta.descriptors();
+    [
+        d.fixed_line(),
+        d.mobile(),
+        d.toll_free(),
+        d.premium_rate(),
+        d.shared_cost(),
+        d.personal_number(),
+        d.voip(),
+        d.pager(),
+        d.uan(),
+        d.voicemail(),
+    ]
+    .into_iter()
+    .flatten()
+    .collect()
+}
+
 /// Whether the old metadata itself calls a national number valid: some type of some region of
 /// the code matches it *entirely* (and has its length). The old crate matched patterns at the
 /// start only, so it accepted numbers its own metadata refuses.
@@ -66,22 +86,7 @@ fn old_metadata_says_valid(code: u16, national: &str) -> bool {
         return false;
     };
     regions.iter().any(|meta| {
-        let d = meta.descriptors();
-        [
-            d.fixed_line(),
-            d.mobile(),
-            d.toll_free(),
-            d.premium_rate(),
-            d.shared_cost(),
-            d.personal_number(),
-            d.voip(),
-            d.pager(),
-            d.uan(),
-            d.voicemail(),
-        ]
-        .into_iter()
-        .flatten()
-        .any(|desc| {
+        type_descriptors(meta).into_iter().any(|desc| {
             let lengths = desc.possible_length();
             let length_fits = lengths.is_empty() || lengths.contains(&(national.len() as u16));
             let pattern =
@@ -244,21 +249,7 @@ fn the_new_parser_accepts_everything_the_old_one_did_with_the_same_answers() {
     for meta in old::metadata::DATABASE.iter() {
         let code = meta.country_code();
         let d = meta.descriptors();
-        let described: Vec<_> = [
-            d.fixed_line(),
-            d.mobile(),
-            d.toll_free(),
-            d.premium_rate(),
-            d.shared_cost(),
-            d.personal_number(),
-            d.voip(),
-            d.pager(),
-            d.uan(),
-            d.voicemail(),
-        ]
-        .into_iter()
-        .flatten()
-        .collect();
+        let described = type_descriptors(meta);
         for example in described.iter().filter_map(|d| d.example()) {
             let (head, tail) = example.split_at(example.len().min(3));
             for input in [
