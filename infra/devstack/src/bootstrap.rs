@@ -19,19 +19,7 @@ pub fn is_local(dynamodb_endpoint: Option<&str>, secrets_endpoint: Option<&str>)
 
 /// Whether an endpoint URL names this machine (`127.0.0.0/8`, `localhost`, `[::1]`).
 pub fn is_loopback(url: &str) -> bool {
-    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
-    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-    let host = if let Some(v6) = host.strip_prefix('[') {
-        v6.split(']').next().unwrap_or("")
-    } else {
-        host.split(':').next().unwrap_or("")
-    };
-    host.eq_ignore_ascii_case("localhost")
-        || host == "::1"
-        || host
-            .parse::<std::net::Ipv4Addr>()
-            .is_ok_and(|ip| ip.is_loopback())
+    shared::telephony::is_loopback_url(url)
 }
 
 /// The app signatures and service keys a new secret gets: the given ones, or the local

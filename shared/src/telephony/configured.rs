@@ -13,8 +13,9 @@ use crate::secrets::SecretsCache;
 
 pub struct ConfiguredGateway {
     twilio: TwilioGateway,
-    /// Posts the logging gateway's simulated status callbacks.
-    local_http: reqwest::Client,
+    /// Posts the logging gateway's simulated status callbacks; built on first use (never in
+    /// production, where calls go to Twilio).
+    local_http: std::sync::OnceLock<reqwest::Client>,
     secrets: Arc<SecretsCache>,
     /// Inside Lambda, the logging gateway is refused unless `ALLOW_LOGGING_GATEWAY` is set.
     refuse_logging: bool,
@@ -40,9 +41,7 @@ impl ConfiguredGateway {
         }
         Ok(ConfiguredGateway {
             twilio: TwilioGateway::new(config, secrets.clone())?,
-            local_http: reqwest::Client::builder()
-                .timeout(std::time::Duration::from_secs(5))
-                .build()?,
+            local_http: std::sync::OnceLock::new(),
             secrets,
             refuse_logging,
         })
@@ -68,9 +67,22 @@ impl TelephonyGateway for ConfiguredGateway {
                 ))
             } else {
                 let placed = LoggingGateway.place_flash_call(call).await?;
-                if let Some(token) = secrets.twilio_webhook_token.as_ref() {
+                // Twilio's part is played towards a local API only: a callback URL elsewhere
+                // is a real deployment's, which the logging gateway does not call.
+                let local_callback = call
+                    .status_callback
+                    .as_deref()
+                    .is_some_and(super::logging::is_loopback_url);
+                if let (true, Some(token)) = (local_callback, secrets.twilio_webhook_token.as_ref())
+                {
+                    let http = self.local_http.get_or_init(|| {
+                        reqwest::Client::builder()
+                            .timeout(std::time::Duration::from_secs(5))
+                            .build()
+                            .unwrap_or_default()
+                    });
                     super::logging::simulate_call_callbacks(
-                        self.local_http.clone(),
+                        http.clone(),
                         secrecy::ExposeSecret::expose_secret(token).to_owned(),
                         call,
                         placed.sid.clone(),

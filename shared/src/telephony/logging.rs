@@ -26,6 +26,21 @@ impl TelephonyGateway for LoggingGateway {
     }
 }
 
+/// Whether a URL's host is this machine (`127.0.0.0/8`, `localhost`, `[::1]`).
+pub fn is_loopback_url(url: &str) -> bool {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let host = match host.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(""),
+        None => host.split(':').next().unwrap_or(""),
+    };
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
 /// What Twilio would post about a flash call the phone rejects: `initiated`, `ringing`, then
 /// `no-answer`, each signed with the webhook token, to the call's status-callback URL. Only the
 /// logging gateway does this (locally, where nothing is dialed), on a task of its own.
@@ -66,4 +81,20 @@ pub fn simulate_call_callbacks(
             }
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn only_loopback_callback_urls_are_local() {
+        assert!(super::is_loopback_url(
+            "http://127.0.0.1:3000/webhooks/twilio/voice?x=1"
+        ));
+        assert!(super::is_loopback_url("http://localhost:3000/w"));
+        assert!(super::is_loopback_url("http://[::1]:3000/w"));
+        assert!(!super::is_loopback_url(
+            "https://abc123.execute-api.us-east-1.amazonaws.com/w"
+        ));
+        assert!(!super::is_loopback_url("http://127.0.0.1.example.com/w"));
+    }
 }

@@ -10,7 +10,7 @@ use std::pin::Pin;
 use std::time::Duration;
 
 pub use configured::ConfiguredGateway;
-pub use logging::LoggingGateway;
+pub use logging::{LoggingGateway, is_loopback_url};
 pub use twilio::TwilioGateway;
 
 use crate::http::Route;
