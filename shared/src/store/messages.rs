@@ -8,7 +8,7 @@ use time::OffsetDateTime;
 
 use super::item::{Item, millis_av, n, s, ttl_av};
 use super::keys::{self, KIND, PK, SK, TTL};
-use super::{StoreError, condition_failed, view};
+use super::{StoreError, condition_failed, one_of, view};
 use crate::phone::PhoneNumber;
 use crate::sms::{MessageId, MessageStatus};
 
@@ -86,16 +86,7 @@ impl Messages {
         if let Some(code) = record.error_code {
             item.insert(ERROR_CODE.to_owned(), n(code));
         }
-        self.client()
-            .put_item()
-            .table_name(self.table())
-            .set_item(Some(item))
-            .condition_expression("attribute_not_exists(#pk)")
-            .expression_attribute_names("#pk", PK)
-            .send()
-            .await
-            .map_err(|e| StoreError::sdk("PutItem", e))?;
-        Ok(())
+        self.put_new(item).await
     }
 
     pub async fn get(&self, id: &MessageId) -> Result<Option<MessageRecord>, StoreError> {
@@ -118,14 +109,14 @@ impl Messages {
         error_code: Option<u32>,
         at: OffsetDateTime,
     ) -> Result<bool, StoreError> {
-        let lower: Vec<MessageStatus> = MessageStatus::ALL
+        let lower: Vec<&'static str> = MessageStatus::ALL
             .into_iter()
             .filter(|s| s.rank() < status.rank())
+            .map(MessageStatus::as_str)
             .collect();
-        if lower.is_empty() {
+        let Some((below, values)) = one_of(&lower) else {
             return Ok(false);
-        }
-        let placeholders: Vec<String> = (0..lower.len()).map(|i| format!(":s{i}")).collect();
+        };
         let mut sets = vec![
             "#status = :status",
             "#sid = :sid",
@@ -144,8 +135,7 @@ impl Messages {
             .update_expression(format!("SET {}", sets.join(", ")))
             .condition_expression(format!(
                 "attribute_exists(#pk) AND (attribute_not_exists(#sid) OR #sid = :sid) \
-                 AND #status IN ({})",
-                placeholders.join(", ")
+                 AND #status {below}"
             ))
             .expression_attribute_names("#pk", PK)
             .expression_attribute_names("#status", STATUS)
@@ -165,9 +155,9 @@ impl Messages {
                 .expression_attribute_names("#error", ERROR_CODE)
                 .expression_attribute_values(":error", n(code));
         }
-        for (name, lower) in placeholders.iter().zip(&lower) {
-            update = update.expression_attribute_values(name, s(lower.as_str()));
-        }
+        let update = values.into_iter().fold(update, |u, (name, value)| {
+            u.expression_attribute_values(name, value)
+        });
         match update.send().await {
             Ok(_) => Ok(true),
             Err(e) if condition_failed(&e) => Ok(false),

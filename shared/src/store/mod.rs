@@ -246,6 +246,24 @@ impl Store {
         }
     }
 
+    /// Writes a new item, never over an existing one (ids are random v4 UUIDs: a collision is
+    /// astronomically unlikely, and would be refused rather than overwrite).
+    pub(crate) async fn put_new(
+        &self,
+        item: std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>,
+    ) -> Result<(), StoreError> {
+        self.client
+            .put_item()
+            .table_name(self.table())
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(#pk)")
+            .expression_attribute_names("#pk", keys::PK)
+            .send()
+            .await
+            .map_err(|e| StoreError::sdk("PutItem", e))?;
+        Ok(())
+    }
+
     /// One item by its key, read consistently.
     pub(crate) async fn get_item(&self, pk: String, sk: &str) -> Result<Option<Item>, StoreError> {
         let out = self
@@ -285,6 +303,26 @@ impl Store {
             }
         }
     }
+}
+
+/// The condition part and values that hold while a status attribute is one of `lower`: for
+/// forward-only updates (`... AND #status IN (:s0, :s1, ...)`). `None` when nothing is lower.
+pub(crate) fn one_of(
+    lower: &[&'static str],
+) -> Option<(
+    String,
+    Vec<(String, aws_sdk_dynamodb::types::AttributeValue)>,
+)> {
+    if lower.is_empty() {
+        return None;
+    }
+    let values: Vec<(String, aws_sdk_dynamodb::types::AttributeValue)> = lower
+        .iter()
+        .enumerate()
+        .map(|(i, status)| (format!(":s{i}"), item::s(*status)))
+        .collect();
+    let names: Vec<&str> = values.iter().map(|(name, _)| name.as_str()).collect();
+    Some((format!("IN ({})", names.join(", ")), values))
 }
 
 /// Declares a view: a named handle on the store for one capability.

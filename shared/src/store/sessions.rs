@@ -10,7 +10,7 @@ use time::OffsetDateTime;
 
 use super::item::{Item, millis, millis_av, n, s, ttl_av};
 use super::keys::{self, GSI1, GSI1_PK, GSI1_SK, KIND, PK, SK, TTL};
-use super::{StoreError, condition_failed, view};
+use super::{StoreError, condition_failed, one_of, view};
 use crate::phone::PhoneNumber;
 use crate::session::{CallStatus, Refusal, Session, SessionId, SessionState};
 
@@ -92,17 +92,7 @@ impl Sessions {
         if let Some(sid) = &session.call_sid {
             item.insert(CALL_SID.into(), s(sid.as_str()));
         }
-        self.client()
-            .put_item()
-            .table_name(self.table())
-            .set_item(Some(item))
-            // A v4 collision is astronomically unlikely; if it happens, never overwrite.
-            .condition_expression("attribute_not_exists(#pk)")
-            .expression_attribute_names("#pk", PK)
-            .send()
-            .await
-            .map_err(|e| StoreError::sdk("PutItem", e))?;
-        Ok(())
+        self.put_new(item).await
     }
 
     pub async fn get_session(&self, id: &SessionId) -> Result<Option<Session>, StoreError> {
@@ -325,15 +315,15 @@ impl Sessions {
         call_sid: &str,
         status: CallStatus,
     ) -> Result<bool, StoreError> {
-        let lower: Vec<CallStatus> = CallStatus::ALL
+        let lower: Vec<&'static str> = CallStatus::ALL
             .into_iter()
             .filter(|s| s.rank() < status.rank())
+            .map(CallStatus::as_str)
             .collect();
-        if lower.is_empty() {
+        let Some((below, values)) = one_of(&lower) else {
             return Ok(false);
-        }
-        let placeholders: Vec<String> = (0..lower.len()).map(|i| format!(":s{i}")).collect();
-        let mut update = self
+        };
+        let update = self
             .client()
             .update_item()
             .table_name(self.table())
@@ -341,17 +331,16 @@ impl Sessions {
             .update_expression("SET #call_status = :status, #call_sid = :sid")
             .condition_expression(format!(
                 "attribute_exists(#pk) AND (attribute_not_exists(#call_sid) OR #call_sid = :sid) \
-                 AND (attribute_not_exists(#call_status) OR #call_status IN ({}))",
-                placeholders.join(", ")
+                 AND (attribute_not_exists(#call_status) OR #call_status {below})"
             ))
             .expression_attribute_names("#pk", PK)
             .expression_attribute_names("#call_status", CALL_STATUS)
             .expression_attribute_names("#call_sid", CALL_SID)
             .expression_attribute_values(":status", s(status.as_str()))
             .expression_attribute_values(":sid", s(call_sid));
-        for (name, lower) in placeholders.iter().zip(&lower) {
-            update = update.expression_attribute_values(name, s(lower.as_str()));
-        }
+        let update = values.into_iter().fold(update, |u, (name, value)| {
+            u.expression_attribute_values(name, value)
+        });
         match update.send().await {
             Ok(_) => Ok(true),
             Err(e) if condition_failed(&e) => Ok(false),

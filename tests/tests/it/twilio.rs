@@ -35,6 +35,22 @@ fn gateway(base_url: &str, overrides: &[(&str, &str)]) -> TwilioGateway {
     TwilioGateway::new(&tests::config(&vars), secrets()).unwrap()
 }
 
+/// The local API with the real Twilio client, pointed at `twilio` (a wiremock server).
+async fn app_calling_twilio(twilio: &MockServer, overrides: &[(&str, &str)]) -> TestApp {
+    let uri = twilio.uri();
+    let mut vars = vec![("TWILIO_API_BASE_URL", uri.as_str())];
+    vars.extend_from_slice(overrides);
+    let config = tests::config(&vars);
+    let clock = Arc::new(shared::clock::ManualClock::starting_at(
+        time::OffsetDateTime::now_utc(),
+    ));
+    let sdk = shared::aws::sdk_config(&config).await;
+    let init = Init::new(config, sdk)
+        .with_clock(clock.clone())
+        .with_secrets(secrets());
+    TestApp::spawn_with(init, clock, Arc::new(tests::Phone::default())).await
+}
+
 fn flash_call() -> FlashCall {
     FlashCall {
         to: random_phone(),
@@ -200,16 +216,7 @@ async fn a_request_whose_call_twilio_cannot_place_is_a_503_with_the_session_fail
         .respond_with(ResponseTemplate::new(500))
         .mount(&twilio)
         .await;
-    let uri = twilio.uri();
-    let config = tests::config(&[("TWILIO_API_BASE_URL", &uri), ("TWILIO_MAX_RETRIES", "1")]);
-    let clock = Arc::new(shared::clock::ManualClock::starting_at(
-        time::OffsetDateTime::now_utc(),
-    ));
-    let sdk = shared::aws::sdk_config(&config).await;
-    let init = Init::new(config, sdk)
-        .with_clock(clock.clone())
-        .with_secrets(secrets());
-    let app = TestApp::spawn_with(init, clock, Arc::new(tests::Phone::default())).await;
+    let app = app_calling_twilio(&twilio, &[("TWILIO_MAX_RETRIES", "1")]).await;
     let phone = random_phone();
 
     let reply = app.request_call(&phone).await;
@@ -269,16 +276,7 @@ async fn no_log_line_of_a_flash_call_or_a_twilio_error_holds_a_full_phone_number
         .respond_with(created())
         .mount(&twilio)
         .await;
-    let uri = twilio.uri();
-    let config = tests::config(&[("TWILIO_API_BASE_URL", &uri)]);
-    let clock = Arc::new(shared::clock::ManualClock::starting_at(
-        time::OffsetDateTime::now_utc(),
-    ));
-    let sdk = shared::aws::sdk_config(&config).await;
-    let init = Init::new(config, sdk)
-        .with_clock(clock.clone())
-        .with_secrets(secrets());
-    let app = TestApp::spawn_with(init, clock, Arc::new(tests::Phone::default())).await;
+    let app = app_calling_twilio(&twilio, &[]).await;
 
     // A whole flash call: request, a wrong and a right caller ID, the status.
     let session = app.start_session(&callee).await;
