@@ -27,6 +27,8 @@ export AWS_ENDPOINT_URL_SECRETS_MANAGER=${AWS_ENDPOINT_URL_SECRETS_MANAGER:-http
 export TWILIO_MOCK_URL=${TWILIO_MOCK_URL:-http://127.0.0.1:$PRISM_PORT}
 export TABLE_NAME=${TABLE_NAME:-phone-verification}
 export SECRET_ID=${SECRET_ID:-phone-verification/app}
+# The local sender of sms-send (a pool number; the logging gateway sends nothing).
+export SMS_FROM_NUMBERS=${SMS_FROM_NUMBERS:-+14155550100}
 # The SDK must never wander off to the instance metadata service for credentials.
 export AWS_EC2_METADATA_DISABLED=true
 
@@ -143,7 +145,7 @@ stop_started() { if [ ${#STARTED[@]} -gt 0 ]; then down "${STARTED[@]}"; fi; }
 
 env_vars() {
   for v in AWS_REGION AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_ENDPOINT_URL_DYNAMODB \
-           AWS_ENDPOINT_URL_SECRETS_MANAGER AWS_EC2_METADATA_DISABLED TWILIO_MOCK_URL TABLE_NAME SECRET_ID; do
+           AWS_ENDPOINT_URL_SECRETS_MANAGER AWS_EC2_METADATA_DISABLED TWILIO_MOCK_URL TABLE_NAME SECRET_ID SMS_FROM_NUMBERS; do
     printf 'export %s=%q\n' "$v" "${!v}"
   done
 }

@@ -5,7 +5,7 @@ use std::fmt::Display;
 use std::str::FromStr;
 use std::time::Duration;
 
-use crate::phone::NumberType;
+use crate::phone::{NumberType, PhoneNumber};
 use crate::store::rate_limits::SendBudgets;
 
 /// The typed configuration. Build it with [`Config::from_env`] in production or
@@ -32,6 +32,13 @@ pub struct Config {
     /// Failed verifications a phone may have in a UTC day, across sessions and channels.
     pub max_failed_verifications_per_phone_per_day: u32,
     pub flash_call_ring_timeout: Duration,
+    /// The numbers `sms-send` may send from (the first is the default sender unless a
+    /// Messaging Service is configured).
+    pub sms_from_numbers: Vec<PhoneNumber>,
+    /// A Twilio Messaging Service (`MG...`) to send through; the default sender when set.
+    pub sms_messaging_service_sid: Option<String>,
+    /// Messages to one recipient per hour (`sms-send`).
+    pub max_sms_per_recipient_per_hour: u32,
     pub token_lifetime: Duration,
     pub token_issuer: String,
     pub secret_refresh_interval: Duration,
@@ -109,6 +116,13 @@ impl Config {
                 1..=1000,
             ),
             flash_call_ring_timeout: env.seconds("FLASH_CALL_RING_TIMEOUT_SECONDS", 10, 5..=60),
+            sms_from_numbers: env.phone_numbers("SMS_FROM_NUMBERS"),
+            sms_messaging_service_sid: env.messaging_service_sid("SMS_MESSAGING_SERVICE_SID"),
+            max_sms_per_recipient_per_hour: env.number(
+                "MAX_SMS_PER_RECIPIENT_PER_HOUR",
+                5,
+                1..=1000,
+            ),
             token_lifetime: env.seconds("TOKEN_LIFETIME_SECONDS", 900, 60..=86_400),
             token_issuer: env.string("TOKEN_ISSUER", "phone-verification"),
             secret_refresh_interval: env.seconds("SECRET_REFRESH_SECONDS", 300, 10..=86_400),
@@ -249,6 +263,42 @@ impl Vars {
                 .push(format!("{name} must name at least one number type"));
         }
         types
+    }
+
+    fn phone_numbers(&mut self, name: &str) -> Vec<PhoneNumber> {
+        let Some(raw) = self.raw(name) else {
+            return Vec::new();
+        };
+        let parsed: Result<Vec<PhoneNumber>, _> = raw
+            .split(',')
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+            .map(PhoneNumber::parse)
+            .collect();
+        match parsed {
+            Ok(mut numbers) => {
+                numbers.dedup();
+                numbers
+            }
+            Err(_) => {
+                self.problems.push(format!(
+                    "{name} must be a comma-separated list of E.164 numbers such as +14155550100"
+                ));
+                Vec::new()
+            }
+        }
+    }
+
+    fn messaging_service_sid(&mut self, name: &str) -> Option<String> {
+        let raw = self.raw(name)?;
+        if crate::telephony::is_sid(raw, "MG") {
+            Some(raw.to_owned())
+        } else {
+            self.problems.push(format!(
+                "{name} must be a Messaging Service SID (MG + 32 hex digits)"
+            ));
+            None
+        }
     }
 
     fn country_codes(&mut self, name: &str) -> BTreeSet<u16> {

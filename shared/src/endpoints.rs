@@ -9,6 +9,7 @@ use crate::Init;
 use crate::calls::{CallEventEndpoint, CallHistoryEndpoint};
 use crate::flash_call::{RequestEndpoint, StatusEndpoint, VerifyEndpoint};
 use crate::http::{Endpoint, Route, Served};
+use crate::sms::SmsSendEndpoint;
 use crate::webhook::TwilioWebhookEndpoint;
 
 /// An endpoint's name (its function) and routes, known without building it.
@@ -45,6 +46,7 @@ endpoints!(
     StatusEndpoint,
     CallEventEndpoint,
     CallHistoryEndpoint,
+    SmsSendEndpoint,
     TwilioWebhookEndpoint,
 );
 

@@ -10,6 +10,7 @@ pub mod clock;
 pub mod config;
 pub mod endpoints;
 pub mod flash_call;
+pub mod guard;
 pub mod http;
 mod id;
 pub mod init;

@@ -18,7 +18,10 @@ use shared::clock::ManualClock;
 use shared::config::Config;
 use shared::phone::PhoneNumber;
 use shared::store::Store;
-use shared::telephony::{BoxFuture, FlashCall, PlacedCall, TelephonyError, TelephonyGateway};
+use shared::telephony::{
+    BoxFuture, FlashCall, OutgoingMessage, PlacedCall, SentMessage, TelephonyError,
+    TelephonyGateway,
+};
 
 /// The service API key whose hash the stack's secret holds (`stackctl bootstrap`).
 pub const SERVICE_KEY: &str = "local-service-key";
@@ -41,6 +44,8 @@ const TEST_DEFAULTS: &[(&str, &str)] = &[
     ("MAX_REQUESTS_PER_PHONE_PER_DAY", "10000"),
     ("MAX_REQUESTS_PER_IP_PER_HOUR", "1000000"),
     ("REQUEST_COOLDOWN_SECONDS", "0"),
+    ("SMS_FROM_NUMBERS", "+14155550100,+14155550101"),
+    ("MAX_SMS_PER_RECIPIENT_PER_HOUR", "1000"),
 ];
 
 /// The configuration of the stack's environment, with test defaults and `overrides`.
@@ -52,11 +57,14 @@ pub fn config(overrides: &[(&str, &str)]) -> Config {
     Config::from_vars(vars).expect("test configuration")
 }
 
-/// The phone at the other end: records every flash call, or fails as told.
+/// The phone at the other end: records every flash call and message, or fails as told.
 #[derive(Default)]
 pub struct Phone {
     calls: Mutex<Vec<FlashCall>>,
+    messages: Mutex<Vec<OutgoingMessage>>,
     failure: Mutex<Option<TelephonyError>>,
+    /// How long the provider takes to take a message (to hold a send in flight).
+    message_delay: Mutex<std::time::Duration>,
 }
 
 impl Phone {
@@ -87,6 +95,25 @@ impl Phone {
     pub fn fail_with(&self, error: TelephonyError) {
         *self.failure.lock().unwrap() = Some(error);
     }
+
+    pub fn recover(&self) {
+        *self.failure.lock().unwrap() = None;
+    }
+
+    /// Every message handed to the provider for `to`, taken or refused.
+    pub fn messages_to(&self, to: &PhoneNumber) -> Vec<OutgoingMessage> {
+        self.messages
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|m| &m.to == to)
+            .cloned()
+            .collect()
+    }
+
+    pub fn delay_messages(&self, delay: std::time::Duration) {
+        *self.message_delay.lock().unwrap() = delay;
+    }
 }
 
 impl TelephonyGateway for Phone {
@@ -101,6 +128,24 @@ impl TelephonyGateway for Phone {
             self.calls.lock().unwrap().push(call.clone());
             Ok(PlacedCall {
                 sid: format!("CA{}", uuid::Uuid::new_v4().simple()),
+            })
+        })
+    }
+
+    fn send_message<'a>(
+        &'a self,
+        message: &'a OutgoingMessage,
+    ) -> BoxFuture<'a, Result<SentMessage, TelephonyError>> {
+        Box::pin(async move {
+            let delay = *self.message_delay.lock().unwrap();
+            tokio::time::sleep(delay).await;
+            self.messages.lock().unwrap().push(message.clone());
+            if let Some(error) = self.failure.lock().unwrap().clone() {
+                return Err(error);
+            }
+            Ok(SentMessage {
+                sid: format!("SM{}", uuid::Uuid::new_v4().simple()),
+                status: "queued".to_owned(),
             })
         })
     }
@@ -358,6 +403,29 @@ impl TestApp {
         self.phone
             .caller_id_of_call_to(phone)
             .expect("the phone was called")
+    }
+
+    /// `POST /sms/send` with the service key, and an Idempotency-Key if given.
+    pub async fn send_sms(&self, body: &Value, key: Option<&str>) -> Reply {
+        let mut req = self
+            .client
+            .post(format!("{}/sms/send", self.url))
+            .bearer_auth(SERVICE_KEY)
+            .json(body);
+        if let Some(key) = key {
+            req = req.header("idempotency-key", key);
+        }
+        self.send(req).await
+    }
+
+    /// `GET /sms/{id}` with the service key.
+    pub async fn sms(&self, id: &str) -> Reply {
+        self.send(
+            self.client
+                .get(format!("{}/sms/{id}", self.url))
+                .bearer_auth(SERVICE_KEY),
+        )
+        .await
     }
 
     /// Asserts that `phone` was never called and has no session.

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::clock::{Clock, rfc3339};
 use crate::config::Config;
+use crate::guard::check_destination;
 use crate::http::{
     ApiError, Endpoint, ErrorCode, OUTAGE_RETRY_AFTER_SECS, Route, client_ip, json, json_body,
     public_base_url,
@@ -17,7 +18,7 @@ use crate::phone::PhoneNumber;
 use crate::pool::SourcePool;
 use crate::secrets::SecretsCache;
 use crate::session::{CallStatus, Session, SessionId, SessionState};
-use crate::store::rate_limits::Allowance;
+use crate::store::rate_limits::{Allowance, Limit, Period, Quota};
 use crate::store::{Limits, Sessions};
 use crate::telephony::{FlashCall, TelephonyError, TelephonyGateway, VOICE_STATUS_CALLBACK};
 
@@ -95,42 +96,10 @@ impl Endpoint for RequestEndpoint {
         let phone = body.phone_number;
         self.check_app_signature(body.app_signature.as_deref())
             .await?;
-        let allowed = &self.config.allowed_country_codes;
-        if !allowed.is_empty() && !allowed.contains(&phone.country_code()) {
-            return Err(ApiError::refused(
-                ErrorCode::CountryNotAllowed,
-                format!(
-                    "phone numbers with country calling code +{} cannot be verified here",
-                    phone.country_code()
-                ),
-            ));
-        }
+        check_destination(&self.config, &phone)?;
 
-        let number_type = phone.number_type();
-        if !self.config.allowed_number_types.contains(&number_type) {
-            return Err(ApiError::refused(
-                ErrorCode::NumberTypeNotAllowed,
-                format!(
-                    "{} numbers cannot be verified here (a flash call can only be read on a phone)",
-                    number_type.as_str()
-                ),
-            ));
-        }
-
-        let now = self.clock.now();
-        let ip = client_ip(&req);
-        let allowance = Allowance {
-            scope: "flash",
-            phone: &phone,
-            ip: ip.as_deref(),
-            per_phone_per_day: self.config.max_requests_per_phone_per_day,
-            per_ip_per_hour: self.config.max_requests_per_ip_per_hour,
-            cooldown: self.config.request_cooldown,
-            sends: Some(self.config.send_budgets),
-            failure_cap: Some(self.config.max_failed_verifications_per_phone_per_day),
-        };
-        self.limits.take_allowance(&allowance, now).await??;
-
+        // The source number first: a request the pool cannot serve takes nothing from the
+        // limits.
         let Some(caller_id) = self.pool.pick(&phone).await? else {
             tracing::error!("the pool of source numbers has no active number");
             return Err(ApiError::Unavailable {
@@ -141,6 +110,7 @@ impl Endpoint for RequestEndpoint {
             });
         };
 
+        let now = self.clock.now();
         let session = Session {
             id: SessionId::random(),
             phone,
@@ -153,7 +123,29 @@ impl Endpoint for RequestEndpoint {
             call_sid: None,
             call_status: CallStatus::NotPlaced,
         };
-        self.sessions.put_session(&session).await?;
+        let ip = client_ip(&req);
+        let per_phone = [Quota {
+            counter: "flash-phone-day",
+            limit: Limit::PhonePerDay,
+            max: self.config.max_requests_per_phone_per_day,
+            period: Period::Day,
+        }];
+        let allowance = Allowance {
+            scope: "flash",
+            phone: &session.phone,
+            per_phone: &per_phone,
+            ip: ip.as_deref(),
+            per_ip_per_hour: self.config.max_requests_per_ip_per_hour,
+            cooldown: self.config.request_cooldown,
+            sends: Some(self.config.send_budgets),
+            failure_cap: Some(self.config.max_failed_verifications_per_phone_per_day),
+        };
+        // The session is written in the guard's transaction: one call, and never a session
+        // without its allowance.
+        let write = self.sessions.new_session(&session)?;
+        self.limits
+            .take_allowance(&allowance, now, vec![write])
+            .await??;
         let base_url = public_base_url(&req, self.config.public_base_url.as_deref());
         self.place_call(&session, base_url.as_deref()).await?;
         tracing::info!(session_id = %session.id, phone = %session.phone.masked(), "flash call placed");

@@ -38,6 +38,15 @@ pub enum ApiError {
         detail: String,
         retry_after_secs: Option<u64>,
     },
+    /// The provider refused the message (an invalid, unreachable or opted-out recipient): its
+    /// log entry is `failed` with the provider's error code.
+    #[error(
+        "the provider refused the message (error code {provider_error_code:?}); see GET /sms/{message_id}"
+    )]
+    MessageRejected {
+        message_id: String,
+        provider_error_code: Option<u32>,
+    },
     #[error("{method} is not allowed here; allowed: {}", .allow.join(", "))]
     MethodNotAllowed {
         method: String,
@@ -94,6 +103,7 @@ impl ApiError {
             ApiError::CallerIdMismatch { .. } => ErrorCode::CallerIdMismatch,
             ApiError::RateLimited { .. } => ErrorCode::RateLimited,
             ApiError::AttemptsExhausted { .. } => ErrorCode::AttemptsExhausted,
+            ApiError::MessageRejected { .. } => ErrorCode::MessageRejected,
             ApiError::MethodNotAllowed { .. } => ErrorCode::MethodNotAllowed,
             ApiError::Refused { code, .. } | ApiError::Unavailable { code, .. } => *code,
             ApiError::Internal(_) => ErrorCode::InternalError,
@@ -138,6 +148,13 @@ impl ApiError {
             }
             ApiError::RateLimited { limit, .. } => {
                 body.insert("limit".into(), json!(limit));
+            }
+            ApiError::MessageRejected {
+                message_id,
+                provider_error_code,
+            } => {
+                body.insert("id".into(), json!(message_id));
+                body.insert("provider_error_code".into(), json!(provider_error_code));
             }
             _ => {}
         }

@@ -7,6 +7,7 @@ mod codes;
 mod context;
 mod endpoint;
 mod error;
+mod idempotency;
 mod response;
 mod route;
 
@@ -15,5 +16,6 @@ pub use codes::ErrorCode;
 pub use context::{bearer_token, client_ip, path_param, public_base_url, query_param, request_id};
 pub use endpoint::{Endpoint, Served, serve};
 pub use error::{ApiError, OUTAGE_RETRY_AFTER_SECS};
+pub use idempotency::{IDEMPOTENT_REPLAYED, idempotency_key, replayed};
 pub use response::json;
 pub use route::{Method, Route};

@@ -11,6 +11,11 @@ pub fn json(status: StatusCode, body: &impl Serialize) -> Response<Body> {
         Ok(text) => (status, text),
         Err(_) => (StatusCode::INTERNAL_SERVER_ERROR, String::from("{}")),
     };
+    json_text(status, text)
+}
+
+/// A response of JSON already serialised (a stored response, replayed).
+pub fn json_text(status: StatusCode, text: String) -> Response<Body> {
     let mut response = Response::new(Body::Text(text));
     *response.status_mut() = status;
     let headers = response.headers_mut();

@@ -107,3 +107,14 @@ pub const MESSAGE_SK: &str = "MESSAGE";
 pub fn message_id_of(pk: &str) -> Option<MessageId> {
     MessageId::parse(pk.strip_prefix("MESSAGE#")?).ok()
 }
+
+/// An Idempotency-Key of an endpoint, by the SHA-256 of the key: a caller's string never
+/// becomes part of a key as it is, and every key has the same length.
+pub fn idempotency_pk(endpoint: &str, key: &str) -> String {
+    use sha2::{Digest, Sha256};
+    format!(
+        "IDEMPOTENCY#{endpoint}#{}",
+        hex::encode(Sha256::digest(key.as_bytes()))
+    )
+}
+pub const IDEMPOTENCY_SK: &str = "IDEMPOTENCY";

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem};
 use time::OffsetDateTime;
 
 use super::item::{Item, millis_av, n, s, ttl_av};
@@ -55,38 +55,91 @@ fn history_entry(status: MessageStatus, at: OffsetDateTime) -> AttributeValue {
     ]))
 }
 
+/// A message's entry as an item.
+fn message_item(record: &MessageRecord) -> HashMap<String, AttributeValue> {
+    let mut item = HashMap::from([
+        (PK.to_owned(), s(keys::message_pk(&record.id))),
+        (SK.to_owned(), s(keys::MESSAGE_SK)),
+        (KIND.to_owned(), s(KIND_MESSAGE)),
+        (TO.to_owned(), s(record.to.as_str())),
+        (FROM.to_owned(), s(&record.from)),
+        (STATUS.to_owned(), s(record.status.as_str())),
+        (SEGMENTS.to_owned(), n(record.segments)),
+        (CREATED_AT.to_owned(), millis_av(record.created_at)),
+        (UPDATED_AT.to_owned(), millis_av(record.updated_at)),
+        (
+            HISTORY.to_owned(),
+            AttributeValue::L(
+                record
+                    .history
+                    .iter()
+                    .map(|(status, at)| history_entry(*status, *at))
+                    .collect(),
+            ),
+        ),
+        (TTL.to_owned(), ttl_av(record.created_at + RETENTION)),
+    ]);
+    if let Some(sid) = &record.provider_sid {
+        item.insert(PROVIDER_SID.to_owned(), s(sid));
+    }
+    if let Some(code) = record.error_code {
+        item.insert(ERROR_CODE.to_owned(), n(code));
+    }
+    item
+}
+
 impl Messages {
     /// Writes a new message's entry (never over another).
     pub async fn put(&self, record: &MessageRecord) -> Result<(), StoreError> {
-        let mut item = HashMap::from([
-            (PK.to_owned(), s(keys::message_pk(&record.id))),
-            (SK.to_owned(), s(keys::MESSAGE_SK)),
-            (KIND.to_owned(), s(KIND_MESSAGE)),
-            (TO.to_owned(), s(record.to.as_str())),
-            (FROM.to_owned(), s(&record.from)),
-            (STATUS.to_owned(), s(record.status.as_str())),
-            (SEGMENTS.to_owned(), n(record.segments)),
-            (CREATED_AT.to_owned(), millis_av(record.created_at)),
-            (UPDATED_AT.to_owned(), millis_av(record.updated_at)),
-            (
-                HISTORY.to_owned(),
-                AttributeValue::L(
-                    record
-                        .history
-                        .iter()
-                        .map(|(status, at)| history_entry(*status, *at))
-                        .collect(),
-                ),
-            ),
-            (TTL.to_owned(), ttl_av(record.created_at + RETENTION)),
-        ]);
-        if let Some(sid) = &record.provider_sid {
-            item.insert(PROVIDER_SID.to_owned(), s(sid));
+        self.put_new(message_item(record)).await
+    }
+
+    /// The write of a new message's entry, for the guard's transaction.
+    pub fn new_message(&self, record: &MessageRecord) -> Result<TransactWriteItem, StoreError> {
+        self.put_new_item(message_item(record))
+    }
+
+    /// Attaches the provider's SID once the provider took the message. The status is left to
+    /// the callbacks (which may have come first, and set the same SID).
+    pub async fn record_accepted(
+        &self,
+        id: &MessageId,
+        provider_sid: &str,
+    ) -> Result<(), StoreError> {
+        let update = self
+            .client()
+            .update_item()
+            .table_name(self.table())
+            .key(PK, s(keys::message_pk(id)))
+            .key(SK, s(keys::MESSAGE_SK))
+            .update_expression("SET #sid = :sid")
+            .condition_expression(
+                "attribute_exists(#pk) AND (attribute_not_exists(#sid) OR #sid = :sid)",
+            )
+            .expression_attribute_names("#pk", PK)
+            .expression_attribute_names("#sid", PROVIDER_SID)
+            .expression_attribute_values(":sid", s(provider_sid))
+            .send()
+            .await;
+        match update {
+            Ok(_) => Ok(()),
+            Err(e) if condition_failed(&e) => Err(StoreError::Malformed(format!(
+                "message {id} already carries another provider SID"
+            ))),
+            Err(e) => Err(StoreError::sdk("UpdateItem", e)),
         }
-        if let Some(code) = record.error_code {
-            item.insert(ERROR_CODE.to_owned(), n(code));
-        }
-        self.put_new(item).await
+    }
+
+    /// Marks a message the provider did not take as `failed`, with the provider's error code
+    /// when it gave one.
+    pub async fn mark_failed(
+        &self,
+        id: &MessageId,
+        error_code: Option<u32>,
+        at: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        self.move_status(id, None, MessageStatus::Failed, error_code, at)
+            .await
     }
 
     pub async fn get(&self, id: &MessageId) -> Result<Option<MessageRecord>, StoreError> {
@@ -109,6 +162,20 @@ impl Messages {
         error_code: Option<u32>,
         at: OffsetDateTime,
     ) -> Result<bool, StoreError> {
+        self.move_status(id, Some(provider_sid), status, error_code, at)
+            .await
+    }
+
+    /// The one conditional write behind both: forward only, and, with a SID, only for the
+    /// message that carries it (or none yet).
+    async fn move_status(
+        &self,
+        id: &MessageId,
+        provider_sid: Option<&str>,
+        status: MessageStatus,
+        error_code: Option<u32>,
+        at: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
         let lower: Vec<&'static str> = MessageStatus::ALL
             .into_iter()
             .filter(|s| s.rank() < status.rank())
@@ -119,12 +186,16 @@ impl Messages {
         };
         let mut sets = vec![
             "#status = :status",
-            "#sid = :sid",
             "#updated = :at",
             "#history = list_append(if_not_exists(#history, :empty), :entry)",
         ];
         if error_code.is_some() {
             sets.push("#error = :error");
+        }
+        let mut condition = format!("attribute_exists(#pk) AND #status {below}");
+        if provider_sid.is_some() {
+            sets.push("#sid = :sid");
+            condition.push_str(" AND (attribute_not_exists(#sid) OR #sid = :sid)");
         }
         let mut update = self
             .client()
@@ -133,17 +204,12 @@ impl Messages {
             .key(PK, s(keys::message_pk(id)))
             .key(SK, s(keys::MESSAGE_SK))
             .update_expression(format!("SET {}", sets.join(", ")))
-            .condition_expression(format!(
-                "attribute_exists(#pk) AND (attribute_not_exists(#sid) OR #sid = :sid) \
-                 AND #status {below}"
-            ))
+            .condition_expression(condition)
             .expression_attribute_names("#pk", PK)
             .expression_attribute_names("#status", STATUS)
-            .expression_attribute_names("#sid", PROVIDER_SID)
             .expression_attribute_names("#updated", UPDATED_AT)
             .expression_attribute_names("#history", HISTORY)
             .expression_attribute_values(":status", s(status.as_str()))
-            .expression_attribute_values(":sid", s(provider_sid))
             .expression_attribute_values(":at", millis_av(at))
             .expression_attribute_values(":empty", AttributeValue::L(Vec::new()))
             .expression_attribute_values(
@@ -154,6 +220,11 @@ impl Messages {
             update = update
                 .expression_attribute_names("#error", ERROR_CODE)
                 .expression_attribute_values(":error", n(code));
+        }
+        if let Some(sid) = provider_sid {
+            update = update
+                .expression_attribute_names("#sid", PROVIDER_SID)
+                .expression_attribute_values(":sid", s(sid));
         }
         let update = values.into_iter().fold(update, |u, (name, value)| {
             u.expression_attribute_values(name, value)

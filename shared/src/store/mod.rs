@@ -6,6 +6,7 @@
 //! for a failed condition, the unpacking of a cancelled transaction, and the paging loop.
 
 pub mod calls;
+pub mod idempotency;
 mod item;
 pub mod keys;
 pub mod messages;
@@ -21,6 +22,7 @@ use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{CancellationReason, TransactWriteItem};
 
 pub use calls::Calls;
+pub use idempotency::Idempotency;
 pub use item::Item;
 pub use messages::Messages;
 pub use pool::Pool;
@@ -52,6 +54,9 @@ pub enum StoreError {
     #[error("a request could not be built: {0}")]
     Build(#[from] aws_sdk_dynamodb::error::BuildError),
 }
+
+/// The condition of a put that never overwrites.
+const NEW_ITEM: &str = "attribute_not_exists(#pk)";
 
 /// How often a transaction that lost a race is sent again.
 const CONFLICT_RETRIES: u32 = 8;
@@ -209,6 +214,10 @@ impl Store {
         Calls(self.clone())
     }
 
+    pub fn idempotency(&self) -> Idempotency {
+        Idempotency(self.clone())
+    }
+
     pub fn messages(&self) -> Messages {
         Messages(self.clone())
     }
@@ -256,12 +265,27 @@ impl Store {
             .put_item()
             .table_name(self.table())
             .set_item(Some(item))
-            .condition_expression("attribute_not_exists(#pk)")
+            .condition_expression(NEW_ITEM)
             .expression_attribute_names("#pk", keys::PK)
             .send()
             .await
             .map_err(|e| StoreError::sdk("PutItem", e))?;
         Ok(())
+    }
+
+    /// The same never-overwrite put as a transaction item, to be written together with others
+    /// (a session or a message with the guard's counters).
+    pub(crate) fn put_new_item(
+        &self,
+        item: std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>,
+    ) -> Result<TransactWriteItem, StoreError> {
+        let put = aws_sdk_dynamodb::types::Put::builder()
+            .table_name(self.table())
+            .set_item(Some(item))
+            .condition_expression(NEW_ITEM)
+            .expression_attribute_names("#pk", keys::PK)
+            .build()?;
+        Ok(TransactWriteItem::builder().put(put).build())
     }
 
     /// One item by its key, read consistently.

@@ -29,6 +29,8 @@ const UNTIL: &str = "until";
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Limit {
     PhonePerDay,
+    /// Messages to one recipient this hour (`sms-send`'s resend-flood throttle).
+    RecipientPerHour,
     IpPerHour,
     Cooldown,
     /// Every send of the service, this hour.
@@ -45,6 +47,7 @@ impl Limit {
     pub fn as_str(self) -> &'static str {
         match self {
             Limit::PhonePerDay => "phone_per_day",
+            Limit::RecipientPerHour => "recipient_per_hour",
             Limit::IpPerHour => "ip_per_hour",
             Limit::Cooldown => "cooldown",
             Limit::GlobalPerHour => "global_per_hour",
@@ -78,15 +81,43 @@ pub fn shard_capacity(per_hour: u32, shards: u32, shard: u32) -> u32 {
     per_hour / shards + u32::from(shard < per_hour % shards)
 }
 
+/// The length of a fixed window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Period {
+    Hour,
+    Day,
+}
+
+impl Period {
+    fn secs(self) -> i64 {
+        match self {
+            Period::Hour => HOUR,
+            Period::Day => DAY,
+        }
+    }
+}
+
+/// A counter on the phone: at most `max` per `period`, under the name `counter` (two
+/// allowances that name the same counter share it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Quota {
+    pub counter: &'static str,
+    pub limit: Limit,
+    pub max: u32,
+    pub period: Period,
+}
+
 /// The limits one request must fit in.
 #[derive(Debug, Clone)]
 pub struct Allowance<'a> {
-    /// The scope of the counters (`flash` for flash calls, `sms` for codes), so that two kinds
-    /// of verification keep separate budgets.
+    /// The scope of the IP counter and the cooldown (`flash` for flash calls, `sms` for
+    /// codes), so that two kinds of verification keep separate ones.
     pub scope: &'static str,
     pub phone: &'a PhoneNumber,
+    /// The phone's counters, in the order a refusal names them.
+    pub per_phone: &'a [Quota],
+    /// The caller's address, counted per hour (`None`: a service caller, not counted).
     pub ip: Option<&'a str>,
-    pub per_phone_per_day: u32,
     pub per_ip_per_hour: u32,
     pub cooldown: Duration,
     /// The service-wide budgets, for a request that will reach the provider.
@@ -153,29 +184,30 @@ fn failures_pk(phone: &PhoneNumber, day: i64) -> String {
 
 impl Limits {
     /// Takes one request from every applicable limit, or none of them: the counters, the
-    /// cooldown and the failure cap are one DynamoDB transaction. A refusal names the first
-    /// limit in the order phone/day, IP/hour, cooldown, failures, global, country, prefix,
-    /// with the seconds until it lifts.
+    /// cooldown and the failure cap are one DynamoDB transaction, with `with` (the writes the
+    /// request makes if allowed, such as its session or message) in the same transaction. A
+    /// refusal names the first limit in the order of the phone's quotas, IP/hour, cooldown,
+    /// failures, global, country, prefix, with the seconds until it lifts.
     pub async fn take_allowance(
         &self,
         a: &Allowance<'_>,
         now: OffsetDateTime,
+        with: Vec<TransactWriteItem>,
     ) -> Result<Result<(), Exceeded>, StoreError> {
         let mut limits = Vec::new();
         let mut items = Vec::new();
         let day = Window::containing(now, DAY);
         let hour = Window::containing(now, HOUR);
 
-        items.push(self.counter(
-            keys::limit_pk(
-                &format!("{}-phone-day", a.scope),
-                a.phone.as_str(),
-                day.index,
-            ),
-            a.per_phone_per_day,
-            day.end,
-        )?);
-        limits.push((Limit::PhonePerDay, day.end));
+        for quota in a.per_phone {
+            let window = Window::containing(now, quota.period.secs());
+            items.push(self.counter(
+                keys::limit_pk(quota.counter, a.phone.as_str(), window.index),
+                quota.max,
+                window.end,
+            )?);
+            limits.push((quota.limit, window.end));
+        }
 
         if let Some(ip) = a.ip {
             items.push(self.counter(
@@ -241,6 +273,7 @@ impl Limits {
             }
         }
 
+        items.extend(with);
         let Err(cancelled) = self.transact(items).await? else {
             return Ok(Ok(()));
         };

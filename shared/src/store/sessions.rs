@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{
-    ReturnValue, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
+    AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
 };
 use time::OffsetDateTime;
 
@@ -59,40 +59,50 @@ pub enum MatchRefused {
     PhoneLocked,
 }
 
+/// A session as an item.
+fn session_item(session: &Session) -> HashMap<String, AttributeValue> {
+    let mut item = HashMap::from([
+        (PK.into(), s(keys::session_pk(&session.id))),
+        (SK.into(), s(keys::SESSION_SK)),
+        (GSI1_PK.into(), s(keys::phone_gsi_pk(&session.phone))),
+        (
+            GSI1_SK.into(),
+            s(keys::session_gsi_sk(
+                millis(session.created_at),
+                &session.id,
+            )),
+        ),
+        (KIND.into(), s(KIND_SESSION)),
+        (PHONE.into(), s(session.phone.as_str())),
+        (CALLER_ID.into(), s(session.caller_id.as_str())),
+        (STATE.into(), s(session.state.as_str())),
+        (ATTEMPTS.into(), n(session.attempts)),
+        (CREATED_AT.into(), millis_av(session.created_at)),
+        (EXPIRES_AT.into(), millis_av(session.expires_at)),
+        (CALL_STATUS.into(), s(session.call_status.as_str())),
+        (
+            TTL.into(),
+            ttl_av(session.expires_at + RETENTION_AFTER_EXPIRY),
+        ),
+    ]);
+    if let Some(sid) = &session.call_sid {
+        item.insert(CALL_SID.into(), s(sid.as_str()));
+    }
+    item
+}
+
 /// The condition every attempt is written under: the session is still open at `:now`.
 const OPEN: &str =
     "attribute_exists(#pk) AND #state = :pending AND #attempts < :max AND #expires > :now";
 
 impl Sessions {
     pub async fn put_session(&self, session: &Session) -> Result<(), StoreError> {
-        let mut item = HashMap::from([
-            (PK.into(), s(keys::session_pk(&session.id))),
-            (SK.into(), s(keys::SESSION_SK)),
-            (GSI1_PK.into(), s(keys::phone_gsi_pk(&session.phone))),
-            (
-                GSI1_SK.into(),
-                s(keys::session_gsi_sk(
-                    millis(session.created_at),
-                    &session.id,
-                )),
-            ),
-            (KIND.into(), s(KIND_SESSION)),
-            (PHONE.into(), s(session.phone.as_str())),
-            (CALLER_ID.into(), s(session.caller_id.as_str())),
-            (STATE.into(), s(session.state.as_str())),
-            (ATTEMPTS.into(), n(session.attempts)),
-            (CREATED_AT.into(), millis_av(session.created_at)),
-            (EXPIRES_AT.into(), millis_av(session.expires_at)),
-            (CALL_STATUS.into(), s(session.call_status.as_str())),
-            (
-                TTL.into(),
-                ttl_av(session.expires_at + RETENTION_AFTER_EXPIRY),
-            ),
-        ]);
-        if let Some(sid) = &session.call_sid {
-            item.insert(CALL_SID.into(), s(sid.as_str()));
-        }
-        self.put_new(item).await
+        self.put_new(session_item(session)).await
+    }
+
+    /// The write of a new session, for the guard's transaction (`Limits::take_allowance`).
+    pub fn new_session(&self, session: &Session) -> Result<TransactWriteItem, StoreError> {
+        self.put_new_item(session_item(session))
     }
 
     pub async fn get_session(&self, id: &SessionId) -> Result<Option<Session>, StoreError> {

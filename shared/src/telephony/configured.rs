@@ -5,8 +5,8 @@
 use std::sync::Arc;
 
 use super::{
-    BoxFuture, FlashCall, LoggingGateway, PlacedCall, TelephonyError, TelephonyGateway,
-    TwilioGateway,
+    BoxFuture, FlashCall, LoggingGateway, OutgoingMessage, PlacedCall, SentMessage, TelephonyError,
+    TelephonyGateway, TwilioGateway,
 };
 use crate::config::Config;
 use crate::secrets::SecretsCache;
@@ -37,7 +37,7 @@ impl ConfiguredGateway {
                     config.secret_id
                 );
             }
-            tracing::warn!("no Twilio credentials: flash calls are logged, not dialed");
+            tracing::warn!("no Twilio credentials: flash calls and SMS are logged, not sent");
         }
         Ok(ConfiguredGateway {
             twilio: TwilioGateway::new(config, secrets.clone())?,
@@ -45,6 +45,61 @@ impl ConfiguredGateway {
             secrets,
             refuse_logging,
         })
+    }
+}
+
+/// Which gateway serves a request now.
+enum Chosen<'a> {
+    Twilio,
+    /// The logging gateway, with the webhook token its simulated callbacks are signed with.
+    Logging(Option<&'a str>),
+}
+
+impl ConfiguredGateway {
+    fn choose<'s>(
+        &self,
+        secrets: &'s crate::secrets::Secrets,
+    ) -> Result<Chosen<'s>, TelephonyError> {
+        if secrets.twilio.is_some() {
+            Ok(Chosen::Twilio)
+        } else if self.refuse_logging {
+            Err(TelephonyError::Unavailable(
+                "no Twilio credentials in the secret".into(),
+            ))
+        } else {
+            Ok(Chosen::Logging(
+                secrets
+                    .twilio_webhook_token
+                    .as_ref()
+                    .map(secrecy::ExposeSecret::expose_secret),
+            ))
+        }
+    }
+
+    /// Plays Twilio's callbacks towards a local API only: a callback URL elsewhere is a real
+    /// deployment's, which the logging gateway does not call.
+    fn simulate(
+        &self,
+        token: Option<&str>,
+        url: Option<&str>,
+        callbacks: impl FnOnce() -> Vec<Vec<(String, String)>>,
+    ) {
+        let (Some(token), Some(url)) = (token, url.filter(|u| super::logging::is_loopback_url(u)))
+        else {
+            return;
+        };
+        let http = self.local_http.get_or_init(|| {
+            reqwest::Client::builder()
+                .timeout(std::time::Duration::from_secs(5))
+                .build()
+                .unwrap_or_default()
+        });
+        super::logging::simulate_callbacks(
+            http.clone(),
+            token.to_owned(),
+            url.to_owned(),
+            callbacks(),
+        );
     }
 }
 
@@ -59,36 +114,38 @@ impl TelephonyGateway for ConfiguredGateway {
                 .get()
                 .await
                 .map_err(|e| TelephonyError::Unavailable(e.to_string()))?;
-            if secrets.twilio.is_some() {
-                self.twilio.place_flash_call(call).await
-            } else if self.refuse_logging {
-                Err(TelephonyError::Unavailable(
-                    "no Twilio credentials in the secret".into(),
-                ))
-            } else {
-                let placed = LoggingGateway.place_flash_call(call).await?;
-                // Twilio's part is played towards a local API only: a callback URL elsewhere
-                // is a real deployment's, which the logging gateway does not call.
-                let local_callback = call
-                    .status_callback
-                    .as_deref()
-                    .is_some_and(super::logging::is_loopback_url);
-                if let (true, Some(token)) = (local_callback, secrets.twilio_webhook_token.as_ref())
-                {
-                    let http = self.local_http.get_or_init(|| {
-                        reqwest::Client::builder()
-                            .timeout(std::time::Duration::from_secs(5))
-                            .build()
-                            .unwrap_or_default()
+            match self.choose(&secrets)? {
+                Chosen::Twilio => self.twilio.place_flash_call(call).await,
+                Chosen::Logging(token) => {
+                    let placed = LoggingGateway.place_flash_call(call).await?;
+                    self.simulate(token, call.status_callback.as_deref(), || {
+                        super::logging::call_callbacks(call, &placed.sid)
                     });
-                    super::logging::simulate_call_callbacks(
-                        http.clone(),
-                        secrecy::ExposeSecret::expose_secret(token).to_owned(),
-                        call,
-                        placed.sid.clone(),
-                    );
+                    Ok(placed)
                 }
-                Ok(placed)
+            }
+        })
+    }
+
+    fn send_message<'a>(
+        &'a self,
+        message: &'a OutgoingMessage,
+    ) -> BoxFuture<'a, Result<SentMessage, TelephonyError>> {
+        Box::pin(async move {
+            let secrets = self
+                .secrets
+                .get()
+                .await
+                .map_err(|e| TelephonyError::Unavailable(e.to_string()))?;
+            match self.choose(&secrets)? {
+                Chosen::Twilio => self.twilio.send_message(message).await,
+                Chosen::Logging(token) => {
+                    let sent = LoggingGateway.send_message(message).await?;
+                    self.simulate(token, message.status_callback.as_deref(), || {
+                        super::logging::message_callbacks(message, &sent.sid)
+                    });
+                    Ok(sent)
+                }
             }
         })
     }

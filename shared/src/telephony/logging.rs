@@ -1,6 +1,33 @@
-//! A gateway that dials nothing and logs the call, caller ID included, for local use.
+//! A gateway that dials and texts nothing: it logs the call (caller ID included) and the
+//! message (never its body), for local use. Recipients ending in the four digits of Twilio's
+//! test-credential magic numbers get those numbers' refusals.
 
-use super::{BoxFuture, FlashCall, PlacedCall, TelephonyError, TelephonyGateway};
+use super::{
+    BoxFuture, FlashCall, OutgoingMessage, PlacedCall, Sender, SentMessage, TelephonyError,
+    TelephonyGateway,
+};
+
+/// Twilio's magic `To` numbers for test credentials, by their last four digits, and the error
+/// each gets: invalid number, cannot route, no international permission, blocked (the
+/// recipient replied STOP), not SMS-capable.
+pub const MAGIC_RECIPIENTS: [(&str, u32); 5] = [
+    ("0001", 21211),
+    ("0002", 21612),
+    ("0003", 21408),
+    ("0004", 21610),
+    ("0009", 21614),
+];
+
+/// The refusal Twilio's test credentials give a message to `to`, if it is a magic number.
+pub fn magic_refusal(to: &str) -> Option<TelephonyError> {
+    MAGIC_RECIPIENTS
+        .iter()
+        .find(|(digits, _)| to.ends_with(digits))
+        .map(|(_, code)| TelephonyError::Rejected {
+            status: 400,
+            code: Some(*code),
+        })
+}
 
 #[derive(Debug, Default)]
 pub struct LoggingGateway;
@@ -24,6 +51,28 @@ impl TelephonyGateway for LoggingGateway {
             Ok(PlacedCall { sid })
         })
     }
+
+    fn send_message<'a>(
+        &'a self,
+        message: &'a OutgoingMessage,
+    ) -> BoxFuture<'a, Result<SentMessage, TelephonyError>> {
+        Box::pin(async move {
+            if let Some(refusal) = magic_refusal(message.to.as_str()) {
+                tracing::info!(to = %message.to.masked(), %refusal, "SMS refused (logging gateway, magic number)");
+                return Err(refusal);
+            }
+            let sid = format!("SM{}", uuid::Uuid::new_v4().simple());
+            tracing::info!(
+                to = %message.to.masked(),
+                message_sid = %sid,
+                "SMS NOT sent (logging gateway)"
+            );
+            Ok(SentMessage {
+                sid,
+                status: "queued".to_owned(),
+            })
+        })
+    }
 }
 
 /// Whether a URL's host is this machine (`127.0.0.0/8`, `localhost`, `[::1]`).
@@ -42,32 +91,69 @@ pub fn is_loopback_url(url: &str) -> bool {
 }
 
 /// What Twilio would post about a flash call the phone rejects: `initiated`, `ringing`, then
-/// `no-answer`, each signed with the webhook token, to the call's status-callback URL. Only the
-/// logging gateway does this (locally, where nothing is dialed), on a task of its own.
-pub fn simulate_call_callbacks(
-    http: reqwest::Client,
-    token: String,
-    call: &FlashCall,
-    sid: String,
-) {
-    let Some(url) = call.status_callback.clone() else {
-        return;
-    };
-    let (to, from) = (call.to.as_str().to_owned(), call.from.as_str().to_owned());
-    tokio::spawn(async move {
-        for status in ["initiated", "ringing", "no-answer"] {
-            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-            let params: Vec<(String, String)> = [
-                ("AccountSid", "AC00000000000000000000000000000000"),
-                ("CallSid", sid.as_str()),
+/// `no-answer`.
+pub fn call_callbacks(call: &FlashCall, sid: &str) -> Vec<Vec<(String, String)>> {
+    ["initiated", "ringing", "no-answer"]
+        .into_iter()
+        .map(|status| {
+            form(&[
+                ("AccountSid", LOCAL_ACCOUNT_SID),
+                ("CallSid", sid),
                 ("CallStatus", status),
                 ("Direction", "outbound-api"),
-                ("From", from.as_str()),
-                ("To", to.as_str()),
-            ]
-            .into_iter()
-            .map(|(k, v)| (k.to_owned(), v.to_owned()))
-            .collect();
+                ("From", call.from.as_str()),
+                ("To", call.to.as_str()),
+            ])
+        })
+        .collect()
+}
+
+/// What Twilio would post about a message a phone receives: `sent`, then `delivered`.
+pub fn message_callbacks(message: &OutgoingMessage, sid: &str) -> Vec<Vec<(String, String)>> {
+    ["sent", "delivered"]
+        .into_iter()
+        .map(|status| {
+            let mut params = vec![
+                ("AccountSid", LOCAL_ACCOUNT_SID),
+                ("ApiVersion", "2010-04-01"),
+                ("MessageSid", sid),
+                ("MessageStatus", status),
+                ("SmsSid", sid),
+                ("SmsStatus", status),
+                ("To", message.to.as_str()),
+            ];
+            match &message.from {
+                Sender::Number(number) => params.push(("From", number.as_str())),
+                Sender::MessagingService(service) => {
+                    params.push(("MessagingServiceSid", service.as_str()));
+                }
+            }
+            form(&params)
+        })
+        .collect()
+}
+
+const LOCAL_ACCOUNT_SID: &str = "AC00000000000000000000000000000000";
+
+fn form(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
+}
+
+/// Posts `callbacks` in turn, 300 ms apart, each signed with the webhook token, to `url`, on a
+/// task of its own: Twilio's part, played by the logging gateway only (locally, where nothing
+/// is dialed or sent).
+pub fn simulate_callbacks(
+    http: reqwest::Client,
+    token: String,
+    url: String,
+    callbacks: Vec<Vec<(String, String)>>,
+) {
+    tokio::spawn(async move {
+        for params in callbacks {
+            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
             let signature = crate::twilio_signature::compute(&token, &url, &params);
             let sent = http
                 .post(&url)
@@ -76,7 +162,7 @@ pub fn simulate_call_callbacks(
                 .send()
                 .await;
             if let Err(error) = sent {
-                tracing::warn!(%error, status, "simulated call status callback not delivered");
+                tracing::warn!(%error, "simulated status callback not delivered");
                 return;
             }
         }
@@ -85,6 +171,22 @@ pub fn simulate_call_callbacks(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn magic_recipients_get_twilio_test_credentials_refusals() {
+        assert_eq!(
+            super::magic_refusal("+447700900001"),
+            Some(super::TelephonyError::Rejected {
+                status: 400,
+                code: Some(21211)
+            })
+        );
+        assert_eq!(
+            super::magic_refusal("+447700900009").and_then(|e| e.provider_code()),
+            Some(21614)
+        );
+        assert_eq!(super::magic_refusal("+447700900005"), None);
+    }
+
     #[test]
     fn only_loopback_callback_urls_are_local() {
         assert!(super::is_loopback_url(

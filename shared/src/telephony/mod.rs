@@ -1,5 +1,5 @@
-//! The telephony gateway: places flash calls. Twilio in production; a gateway that only logs
-//! for local use.
+//! The telephony gateway: places flash calls and sends SMS. Twilio in production; a gateway
+//! that only logs (and plays Twilio's callbacks to a local API) for local use.
 
 mod configured;
 mod logging;
@@ -10,7 +10,7 @@ use std::pin::Pin;
 use std::time::Duration;
 
 pub use configured::ConfiguredGateway;
-pub use logging::{LoggingGateway, is_loopback_url};
+pub use logging::{LoggingGateway, MAGIC_RECIPIENTS, is_loopback_url, magic_refusal};
 pub use twilio::TwilioGateway;
 
 use crate::http::Route;
@@ -18,6 +18,15 @@ use crate::phone::PhoneNumber;
 
 /// Where Twilio posts a flash call's status changes (the `twilio-webhook` function's route).
 pub const VOICE_STATUS_CALLBACK: Route = Route::post("/webhooks/twilio/voice");
+
+/// Where Twilio posts a message's status changes (the `twilio-webhook` function's route).
+pub const MESSAGE_STATUS_CALLBACK: Route = Route::post("/webhooks/twilio/messages");
+
+/// Whether `s` is a Twilio SID of the kind `prefix` names (`CA` a call, `SM`/`MM` a message,
+/// `MG` a Messaging Service): the prefix and 32 hex digits.
+pub fn is_sid(s: &str, prefix: &str) -> bool {
+    s.len() == 34 && s.starts_with(prefix) && s.bytes().skip(2).all(|b| b.is_ascii_hexdigit())
+}
 
 /// One flash call: ring `to` from `from` for at most `ring_timeout`, hang up if answered.
 #[derive(Debug, Clone)]
@@ -67,10 +76,10 @@ pub enum TelephonyError {
     /// The provider answered and refused the call (a 4xx); retrying would not help. Only the
     /// status and the provider's error code are kept: Twilio's message text names the phone
     /// numbers, and nothing of it may reach a log.
-    #[error("the provider refused the call: HTTP {status}, error code {code:?}")]
+    #[error("the provider refused: HTTP {status}, error code {code:?}")]
     Rejected { status: u16, code: Option<u32> },
     /// The provider is throttling outbound calls (HTTP 429, Twilio error 20429).
-    #[error("the provider is throttling calls: error code {code:?}")]
+    #[error("the provider is throttling: error code {code:?}")]
     Throttled { code: Option<u32> },
     /// No usable answer after the retries: 5xx, a timeout, or no connection.
     #[error("the provider is unavailable: {0}")]
@@ -79,9 +88,24 @@ pub enum TelephonyError {
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
+impl TelephonyError {
+    /// The provider's error code, when it gave one.
+    pub fn provider_code(&self) -> Option<u32> {
+        match self {
+            TelephonyError::Rejected { code, .. } | TelephonyError::Throttled { code } => *code,
+            TelephonyError::Unavailable(_) => None,
+        }
+    }
+}
+
 pub trait TelephonyGateway: Send + Sync {
     fn place_flash_call<'a>(
         &'a self,
         call: &'a FlashCall,
     ) -> BoxFuture<'a, Result<PlacedCall, TelephonyError>>;
+
+    fn send_message<'a>(
+        &'a self,
+        message: &'a OutgoingMessage,
+    ) -> BoxFuture<'a, Result<SentMessage, TelephonyError>>;
 }

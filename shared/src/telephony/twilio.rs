@@ -1,4 +1,4 @@
-//! Twilio's Programmable Voice `Calls` resource, over reqwest and rustls.
+//! Twilio's `Calls` and `Messages` resources (API 2010-04-01), over reqwest and rustls.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -207,6 +207,13 @@ impl TelephonyGateway for TwilioGateway {
         call: &'a FlashCall,
     ) -> BoxFuture<'a, Result<PlacedCall, TelephonyError>> {
         Box::pin(self.create_call(call))
+    }
+
+    fn send_message<'a>(
+        &'a self,
+        message: &'a OutgoingMessage,
+    ) -> BoxFuture<'a, Result<SentMessage, TelephonyError>> {
+        Box::pin(self.create_message(message))
     }
 }
 

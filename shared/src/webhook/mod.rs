@@ -1,5 +1,6 @@
 //! `twilio-webhook`: Twilio's status callbacks. `POST /webhooks/twilio/voice` moves a flash
-//! call's session `call_status` forward (never back); every callback must carry a valid
+//! call's session `call_status` forward (never back), `POST /webhooks/twilio/messages` a
+//! message's log entry; every callback must carry a valid
 //! `X-Twilio-Signature` of the exact URL Twilio called, or it is a 403 that writes nothing and
 //! logs nothing but the fact.
 
@@ -10,6 +11,7 @@ use lambda_http::{Body, Request, Response};
 use secrecy::ExposeSecret;
 use serde_json::json;
 
+use crate::clock::Clock;
 use crate::config::Config;
 use crate::http::{
     ApiError, Endpoint, ErrorCode, Route, json, media_type, public_base_url, query_param,
@@ -17,14 +19,17 @@ use crate::http::{
 use crate::init::Init;
 use crate::secrets::SecretsCache;
 use crate::session::{CallStatus, SessionId};
-use crate::store::Sessions;
-use crate::telephony::VOICE_STATUS_CALLBACK;
+use crate::sms::{MessageId, MessageStatus};
+use crate::store::{Messages, Sessions};
+use crate::telephony::{MESSAGE_STATUS_CALLBACK, VOICE_STATUS_CALLBACK, is_sid};
 use crate::twilio_signature::{Signed, is_valid};
 
 pub struct TwilioWebhookEndpoint {
     config: Arc<Config>,
+    clock: Arc<dyn Clock>,
     secrets: Arc<SecretsCache>,
     sessions: Sessions,
+    messages: Messages,
 }
 
 /// The largest callback body read; Twilio's are a few hundred bytes.
@@ -32,35 +37,62 @@ const MAX_FORM_BYTES: usize = 16 * 1024;
 
 impl Endpoint for TwilioWebhookEndpoint {
     const NAME: &'static str = "twilio-webhook";
-    const ROUTES: &'static [Route] = &[VOICE_STATUS_CALLBACK];
+    const ROUTES: &'static [Route] = &[VOICE_STATUS_CALLBACK, MESSAGE_STATUS_CALLBACK];
 
     async fn init(init: &Init) -> anyhow::Result<Self> {
         let secrets = init.secrets();
         secrets.warm().await?;
         Ok(TwilioWebhookEndpoint {
             config: init.config.clone(),
+            clock: init.clock.clone(),
             secrets,
             sessions: init.store().sessions(),
+            messages: init.store().messages(),
         })
     }
 
     async fn handle(
         &self,
-        _route: &'static Route,
+        route: &'static Route,
         req: Request,
     ) -> Result<Response<Body>, ApiError> {
         let params = form_params(&req)?;
         self.check_signature(&req, &params).await?;
-        let value = |name: &str| {
-            params
-                .iter()
-                .find(|(k, _)| k == name)
-                .map(|(_, v)| v.as_str())
+        let form = Form(&params);
+        let applied = if *route == MESSAGE_STATUS_CALLBACK {
+            self.message_status(&req, &form).await?
+        } else {
+            self.call_status(&req, &form).await?
         };
-        let sid = value("CallSid").filter(|s| is_call_sid(s)).ok_or_else(|| {
-            ApiError::field("CallSid", "must be a Twilio call SID (CA + 32 hex digits)")
-        })?;
-        let Some(status) = value("CallStatus").and_then(CallStatus::parse) else {
+        Ok(json(
+            StatusCode::OK,
+            &json!({"received": true, "applied": applied}),
+        ))
+    }
+}
+
+/// A callback's parameters by name (the first of a repeated one).
+struct Form<'a>(&'a [(String, String)]);
+
+impl Form<'_> {
+    fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+impl TwilioWebhookEndpoint {
+    /// A call's status moves its flash-call session's `call_status` forward.
+    async fn call_status(&self, req: &Request, form: &Form<'_>) -> Result<bool, ApiError> {
+        let sid = form
+            .get("CallSid")
+            .filter(|s| is_sid(s, "CA"))
+            .ok_or_else(|| {
+                ApiError::field("CallSid", "must be a Twilio call SID (CA + 32 hex digits)")
+            })?;
+        let Some(status) = form.get("CallStatus").and_then(CallStatus::parse) else {
             return Err(ApiError::field(
                 "CallStatus",
                 "is not a call status Twilio sends",
@@ -69,20 +101,61 @@ impl Endpoint for TwilioWebhookEndpoint {
         // The session the call was placed for, named in the callback URL we gave Twilio. A
         // callback for a call we do not know is answered and ignored: the account may serve
         // other applications.
-        let session = query_param(&req, "session_id").and_then(|id| SessionId::parse(id).ok());
+        let session = query_param(req, "session_id").and_then(|id| SessionId::parse(id).ok());
         let applied = match session {
             Some(id) => self.sessions.advance_call_status(&id, sid, status).await?,
             None => false,
         };
         tracing::info!(status = status.as_str(), applied, "call status callback");
-        Ok(json(
-            StatusCode::OK,
-            &json!({"received": true, "applied": applied}),
-        ))
+        Ok(applied)
     }
-}
 
-impl TwilioWebhookEndpoint {
+    /// A message's status moves its log entry forward, with Twilio's error code on failure.
+    async fn message_status(&self, req: &Request, form: &Form<'_>) -> Result<bool, ApiError> {
+        let sid = form
+            .get("MessageSid")
+            .or_else(|| form.get("SmsSid"))
+            .filter(|s| is_sid(s, "SM") || is_sid(s, "MM"))
+            .ok_or_else(|| {
+                ApiError::field(
+                    "MessageSid",
+                    "must be a Twilio message SID (SM or MM + 32 hex digits)",
+                )
+            })?;
+        let Some(status) = form
+            .get("MessageStatus")
+            .or_else(|| form.get("SmsStatus"))
+            .and_then(MessageStatus::parse)
+        else {
+            return Err(ApiError::field(
+                "MessageStatus",
+                "is not a message status Twilio sends",
+            ));
+        };
+        let error_code = match form.get("ErrorCode").filter(|c| !c.is_empty()) {
+            None => None,
+            Some(code) => Some(code.parse::<u32>().map_err(|_| {
+                ApiError::field("ErrorCode", "must be a Twilio error code (a number)")
+            })?),
+        };
+        let message = query_param(req, "message_id").and_then(|id| MessageId::parse(id).ok());
+        let applied = match message {
+            Some(id) => {
+                self.messages
+                    .advance_status(&id, sid, status, error_code, self.clock.now())
+                    .await?
+            }
+            None => false,
+        };
+        tracing::info!(
+            status = status.as_str(),
+            error_code,
+            applied,
+            "message status callback"
+        );
+        Ok(applied)
+    }
+
     /// The signature must be Twilio's for the public URL this request was made on: the
     /// configured base (or API Gateway's domain) and the path and query exactly as sent.
     async fn check_signature(
@@ -144,8 +217,4 @@ fn form_params(req: &Request) -> Result<Vec<(String, String)>, ApiError> {
     }
     serde_urlencoded::from_bytes::<Vec<(String, String)>>(bytes)
         .map_err(|_| ApiError::refused(ErrorCode::InvalidForm, "the form body is malformed"))
-}
-
-fn is_call_sid(s: &str) -> bool {
-    s.len() == 34 && s.starts_with("CA") && s[2..].bytes().all(|b| b.is_ascii_hexdigit())
 }

@@ -130,6 +130,29 @@ async fn every_fixture_event_gets_its_documented_answer() {
             Some("invalid_signature"),
         ),
         ("auth-status-malformed-id.json", 400, Some("invalid_field")),
+        ("sms-send.json", 202, None),
+        ("sms-send-no-key.json", 401, Some("missing_credentials")),
+        ("sms-send-body-too-long.json", 400, Some("invalid_field")),
+        (
+            "sms-send-from-not-configured.json",
+            400,
+            Some("invalid_field"),
+        ),
+        (
+            "sms-send-premium-recipient.json",
+            403,
+            Some("number_type_not_allowed"),
+        ),
+        ("sms-get.json", 404, Some("message_not_found")),
+        ("sms-get-malformed-id.json", 400, Some("invalid_field")),
+        // Signed with the local webhook token; its message is unknown: answered, ignored.
+        ("twilio-message-callback.json", 200, None),
+        // Signed for another URL (the voice route's).
+        (
+            "twilio-message-callback-wrong-url.json",
+            403,
+            Some("invalid_signature"),
+        ),
     ];
     for (name, expected, code) in cases {
         let response = api.serve(name).await;

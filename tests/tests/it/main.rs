@@ -12,6 +12,8 @@ mod outages;
 mod phone_parity;
 mod rate_limits;
 mod signatures;
+mod sms_send;
 mod template;
 mod twilio;
 mod webhook;
+mod webhook_messages;

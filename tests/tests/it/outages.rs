@@ -11,7 +11,10 @@ use serde_json::json;
 use shared::phone::PhoneNumber;
 use shared::secrets::SecretsCache;
 use shared::session::SessionState;
-use shared::telephony::{BoxFuture, FlashCall, PlacedCall, TelephonyError, TelephonyGateway};
+use shared::telephony::{
+    BoxFuture, FlashCall, OutgoingMessage, PlacedCall, SentMessage, TelephonyError,
+    TelephonyGateway,
+};
 use tests::{Reply, SERVICE_KEY, TestApp, random_phone};
 use tokio::net::TcpListener;
 
@@ -204,7 +207,7 @@ impl Intercept for Breaker {
     }
 }
 
-/// A phone that rings, after which DynamoDB breaks.
+/// A phone that rings (or takes a message), after which DynamoDB breaks.
 struct RingThenBreak {
     phone: Arc<tests::Phone>,
     breaker: Breaker,
@@ -219,6 +222,17 @@ impl TelephonyGateway for RingThenBreak {
             let placed = self.phone.place_flash_call(call).await?;
             self.breaker.0.store(true, Ordering::SeqCst);
             Ok(placed)
+        })
+    }
+
+    fn send_message<'a>(
+        &'a self,
+        message: &'a OutgoingMessage,
+    ) -> BoxFuture<'a, Result<SentMessage, TelephonyError>> {
+        Box::pin(async move {
+            let sent = self.phone.send_message(message).await?;
+            self.breaker.0.store(true, Ordering::SeqCst);
+            Ok(sent)
         })
     }
 }

@@ -1,0 +1,389 @@
+//! `sms-send`: `POST /sms/send` sends an SMS through the guard and logs it; `GET /sms/{id}`
+//! returns the log entry. Service key only: an open SMS endpoint is how SMS pumping starts.
+//! An `Idempotency-Key` makes a retried send answer the first response instead of texting
+//! twice.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use lambda_http::http::StatusCode;
+use lambda_http::{Body, Request, Response};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::{MAX_BODY_CHARS, MessageId, MessageStatus, segments};
+use crate::auth::{Authenticator, require_service};
+use crate::clock::{Clock, rfc3339};
+use crate::config::Config;
+use crate::guard::check_destination;
+use crate::http::{
+    ApiError, Endpoint, ErrorCode, OUTAGE_RETRY_AFTER_SECS, Route, idempotency_key, json,
+    json_body, path_param, public_base_url, replayed,
+};
+use crate::init::Init;
+use crate::phone::PhoneNumber;
+use crate::store::idempotency::{Claim, KeyUse};
+use crate::store::messages::MessageRecord;
+use crate::store::rate_limits::{Allowance, Limit, Period, Quota};
+use crate::store::{Idempotency, Limits, Messages};
+use crate::telephony::{
+    MESSAGE_STATUS_CALLBACK, OutgoingMessage, Sender, TelephonyError, TelephonyGateway, is_sid,
+};
+
+pub const SEND: Route = Route::post("/sms/send");
+pub const MESSAGE: Route = Route::get("/sms/{id}");
+
+/// How long an Idempotency-Key is kept: a retry within it gets the first response.
+pub const IDEMPOTENCY_KEY_LIFETIME: Duration = Duration::from_secs(24 * 3600);
+
+/// How long a claimed key counts as in flight: longer than a send can take (the function's
+/// timeout), so that a send that died frees its key for a retry after this.
+const IN_PROGRESS_FOR: Duration = Duration::from_secs(60);
+
+pub struct SmsSendEndpoint {
+    config: Arc<Config>,
+    clock: Arc<dyn Clock>,
+    auth: Authenticator,
+    limits: Limits,
+    messages: Messages,
+    idempotency: Idempotency,
+    telephony: Arc<dyn TelephonyGateway>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SendBody {
+    to: PhoneNumber,
+    body: String,
+    from: Option<String>,
+}
+
+/// A send that passed validation: what is hashed for the Idempotency-Key and sent.
+struct Outgoing {
+    to: PhoneNumber,
+    from: Sender,
+    body: String,
+    segments: u32,
+}
+
+impl Outgoing {
+    /// The request as the key remembers it: the same recipient, sender and body are the same
+    /// request, however they were spelled.
+    fn hash(&self) -> String {
+        let from = sender_label(&self.from);
+        let canonical = serde_json::json!([self.to.as_str(), from, self.body]);
+        hex::encode(Sha256::digest(canonical.to_string().as_bytes()))
+    }
+}
+
+#[derive(Debug, Serialize)]
+struct Accepted {
+    id: MessageId,
+    status: &'static str,
+    provider_message_id: String,
+    segments: u32,
+}
+
+#[derive(Debug, Serialize)]
+struct HistoryEntry {
+    status: &'static str,
+    at: String,
+}
+
+#[derive(Debug, Serialize)]
+struct LogEntry {
+    id: MessageId,
+    to: String,
+    from: String,
+    status: &'static str,
+    provider_message_id: Option<String>,
+    error_code: Option<u32>,
+    segments: u32,
+    created_at: String,
+    updated_at: String,
+    history: Vec<HistoryEntry>,
+}
+
+fn sender_label(sender: &Sender) -> &str {
+    match sender {
+        Sender::Number(number) => number.as_str(),
+        Sender::MessagingService(sid) => sid,
+    }
+}
+
+impl Endpoint for SmsSendEndpoint {
+    const NAME: &'static str = "sms-send";
+    const ROUTES: &'static [Route] = &[SEND, MESSAGE];
+
+    async fn init(init: &Init) -> anyhow::Result<Self> {
+        if init.config.sms_from_numbers.is_empty()
+            && init.config.sms_messaging_service_sid.is_none()
+        {
+            anyhow::bail!(
+                "sms-send has no sender: set SMS_FROM_NUMBERS (E.164 numbers) or \
+                 SMS_MESSAGING_SERVICE_SID"
+            );
+        }
+        let store = init.store();
+        Ok(SmsSendEndpoint {
+            auth: Authenticator::new(init).await?,
+            telephony: init.telephony().await?,
+            config: init.config.clone(),
+            clock: init.clock.clone(),
+            limits: store.limits(),
+            messages: store.messages(),
+            idempotency: store.idempotency(),
+        })
+    }
+
+    async fn handle(
+        &self,
+        route: &'static Route,
+        req: Request,
+    ) -> Result<Response<Body>, ApiError> {
+        let (caller, _) = self.auth.caller(&req).await?;
+        require_service(&caller)?;
+        if *route == MESSAGE {
+            return self.show(&req).await;
+        }
+        let key = idempotency_key(&req)?;
+        let body: SendBody = json_body(&req)?;
+        let outgoing = self.validate(body)?;
+        let Some(key) = key else {
+            let accepted = self.send(&req, &outgoing).await?;
+            return Ok(json(StatusCode::ACCEPTED, &accepted));
+        };
+        let hash = outgoing.hash();
+        let key = KeyUse {
+            endpoint: Self::NAME,
+            key: &key,
+            request_hash: &hash,
+        };
+        let now = self.clock.now();
+        match self
+            .idempotency
+            .claim(key, now, IN_PROGRESS_FOR, IDEMPOTENCY_KEY_LIFETIME)
+            .await?
+        {
+            Claim::Claimed => {}
+            Claim::Reused => {
+                return Err(ApiError::refused(
+                    ErrorCode::IdempotencyKeyReused,
+                    "this Idempotency-Key was used with another request; use a new key",
+                ));
+            }
+            Claim::InProgress => {
+                return Err(ApiError::refused(
+                    ErrorCode::IdempotencyKeyInProgress,
+                    "a request with this Idempotency-Key is still in progress; retry shortly",
+                ));
+            }
+            Claim::Completed { status, body } => {
+                tracing::info!("idempotent replay");
+                return Ok(replayed(status, body));
+            }
+        }
+        match self.send(&req, &outgoing).await {
+            Ok(accepted) => {
+                let text = serde_json::to_string(&accepted).map_err(anyhow::Error::from)?;
+                if let Err(error) = self
+                    .idempotency
+                    .complete(key, StatusCode::ACCEPTED.as_u16(), &text)
+                    .await
+                {
+                    // The message is sent: the answer is 202 whatever happens to the key.
+                    tracing::error!(%error, message_id = %accepted.id, "the Idempotency-Key's response could not be stored");
+                }
+                Ok(json(StatusCode::ACCEPTED, &accepted))
+            }
+            Err(refused) => {
+                // Nothing was sent: the key is freed, so that a retry can send.
+                if let Err(error) = self.idempotency.release(key).await {
+                    tracing::error!(%error, "the Idempotency-Key could not be released");
+                }
+                Err(refused)
+            }
+        }
+    }
+}
+
+impl SmsSendEndpoint {
+    /// Everything that can be refused before anything is counted: the body, the sender, the
+    /// recipient's country and number type.
+    fn validate(&self, body: SendBody) -> Result<Outgoing, ApiError> {
+        let chars = body.body.chars().count();
+        if body.body.trim().is_empty() || chars > MAX_BODY_CHARS {
+            return Err(ApiError::field(
+                "body",
+                format!("must be 1 to {MAX_BODY_CHARS} characters, not only blanks"),
+            ));
+        }
+        let from = self.sender(body.from.as_deref())?;
+        check_destination(&self.config, &body.to)?;
+        Ok(Outgoing {
+            segments: segments(&body.body).count,
+            to: body.to,
+            from,
+            body: body.body,
+        })
+    }
+
+    /// The sender: one of the configured ones, never another. Without `from`, the Messaging
+    /// Service if one is configured, else the first of `SMS_FROM_NUMBERS`.
+    fn sender(&self, requested: Option<&str>) -> Result<Sender, ApiError> {
+        let service = self.config.sms_messaging_service_sid.as_deref();
+        let Some(requested) = requested else {
+            return match (service, self.config.sms_from_numbers.first()) {
+                (Some(sid), _) => Ok(Sender::MessagingService(sid.to_owned())),
+                (None, Some(number)) => Ok(Sender::Number(number.clone())),
+                (None, None) => Err(ApiError::Internal(anyhow::anyhow!("no sender configured"))),
+            };
+        };
+        if is_sid(requested, "MG") && service == Some(requested) {
+            return Ok(Sender::MessagingService(requested.to_owned()));
+        }
+        PhoneNumber::parse(requested)
+            .ok()
+            .filter(|number| self.config.sms_from_numbers.contains(number))
+            .map(Sender::Number)
+            .ok_or_else(|| {
+                ApiError::field(
+                    "from",
+                    "must be one of the configured senders (SMS_FROM_NUMBERS or the Messaging \
+                     Service SID), or left out",
+                )
+            })
+    }
+
+    /// Takes the guard's allowance and writes the log entry in one transaction, then hands
+    /// the message to the provider.
+    async fn send(&self, req: &Request, outgoing: &Outgoing) -> Result<Accepted, ApiError> {
+        let now = self.clock.now();
+        let record = MessageRecord {
+            id: MessageId::random(),
+            to: outgoing.to.clone(),
+            from: sender_label(&outgoing.from).to_owned(),
+            status: MessageStatus::Queued,
+            provider_sid: None,
+            error_code: None,
+            segments: outgoing.segments,
+            created_at: now,
+            updated_at: now,
+            history: vec![(MessageStatus::Queued, now)],
+        };
+        let per_phone = [Quota {
+            counter: "sms-recipient-hour",
+            limit: Limit::RecipientPerHour,
+            max: self.config.max_sms_per_recipient_per_hour,
+            period: Period::Hour,
+        }];
+        let allowance = Allowance {
+            scope: "sms-send",
+            phone: &outgoing.to,
+            per_phone: &per_phone,
+            ip: None,
+            per_ip_per_hour: 0,
+            cooldown: Duration::ZERO,
+            sends: Some(self.config.send_budgets),
+            failure_cap: None,
+        };
+        let write = self.messages.new_message(&record)?;
+        self.limits
+            .take_allowance(&allowance, now, vec![write])
+            .await??;
+
+        let base_url = public_base_url(req, self.config.public_base_url.as_deref());
+        let message = OutgoingMessage {
+            to: outgoing.to.clone(),
+            from: outgoing.from.clone(),
+            body: outgoing.body.clone(),
+            status_callback: base_url.map(|base| {
+                format!(
+                    "{base}{}?message_id={}",
+                    MESSAGE_STATUS_CALLBACK.path, record.id
+                )
+            }),
+        };
+        let id = record.id;
+        match self.telephony.send_message(&message).await {
+            Ok(sent) => {
+                if let Err(error) = self.messages.record_accepted(&id, &sent.sid).await {
+                    // The status callback carries the SID too and attaches it.
+                    tracing::error!(%error, message_id = %id, "the message was sent but its SID could not be stored");
+                }
+                tracing::info!(message_id = %id, to = %outgoing.to.masked(), segments = outgoing.segments, "SMS accepted by the provider");
+                Ok(Accepted {
+                    id,
+                    status: MessageStatus::parse(&sent.status)
+                        .unwrap_or(MessageStatus::Queued)
+                        .as_str(),
+                    provider_message_id: sent.sid,
+                    segments: outgoing.segments,
+                })
+            }
+            Err(error) => {
+                tracing::warn!(%error, message_id = %id, to = %outgoing.to.masked(), "SMS not accepted by the provider");
+                if let Err(error) = self
+                    .messages
+                    .mark_failed(&id, error.provider_code(), self.clock.now())
+                    .await
+                {
+                    tracing::error!(%error, message_id = %id, "the message could not be marked failed");
+                }
+                Err(match error {
+                    // Our credentials or account, not the caller's request.
+                    TelephonyError::Rejected {
+                        status: 401 | 403, ..
+                    }
+                    | TelephonyError::Unavailable(_) => {
+                        telephony_unavailable(OUTAGE_RETRY_AFTER_SECS)
+                    }
+                    TelephonyError::Throttled { .. } => telephony_unavailable(1),
+                    TelephonyError::Rejected { code, .. } => ApiError::MessageRejected {
+                        message_id: id.to_string(),
+                        provider_error_code: code,
+                    },
+                })
+            }
+        }
+    }
+
+    async fn show(&self, req: &Request) -> Result<Response<Body>, ApiError> {
+        let id = MessageId::parse(&path_param(req, "id")?).map_err(|e| ApiError::field("id", e))?;
+        let Some(record) = self.messages.get(&id).await? else {
+            return Err(ApiError::refused(
+                ErrorCode::MessageNotFound,
+                "no message has this id",
+            ));
+        };
+        let entry = LogEntry {
+            id: record.id,
+            to: record.to.as_str().to_owned(),
+            from: record.from,
+            status: record.status.as_str(),
+            provider_message_id: record.provider_sid,
+            error_code: record.error_code,
+            segments: record.segments,
+            created_at: rfc3339(record.created_at),
+            updated_at: rfc3339(record.updated_at),
+            history: record
+                .history
+                .into_iter()
+                .map(|(status, at)| HistoryEntry {
+                    status: status.as_str(),
+                    at: rfc3339(at),
+                })
+                .collect(),
+        };
+        Ok(json(StatusCode::OK, &entry))
+    }
+}
+
+fn telephony_unavailable(retry_after_secs: u64) -> ApiError {
+    ApiError::Unavailable {
+        code: ErrorCode::TelephonyUnavailable,
+        detail: "the message could not be handed to the provider; try again later".into(),
+        retry_after_secs,
+        cause: None,
+    }
+}
