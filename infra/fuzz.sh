@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Fuzzes the local API against its contract (openapi.yaml) with schemathesis: every check,
-# positive and negative data, the links between operations. Any 5xx, any response that
-# contradicts the spec, fails. Bounded: FUZZ_EXAMPLES cases per operation and phase (default
+# positive and negative data, the links between operations, Twilio's webhooks signed as Twilio
+# signs them (infra/fuzz/hooks.py). Any 5xx, any response that contradicts the spec, fails. Bounded: FUZZ_EXAMPLES cases per operation and phase (default
 # 50), FUZZ_SECONDS in all (default 300). Starts the stack if needed, on its own table, and the
 # API on a free port; stops what it started.
 set -euo pipefail
@@ -46,12 +46,14 @@ fuzz() {
   local port; port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
   # App signatures off, so that generated requests reach the limits and the pool rather than
   # stopping at the signature check (which the handler and fixture tests cover).
-  REQUIRE_APP_SIGNATURE=false PORT=$port RUST_LOG=warn \
+  # The public URL is the one the hooks sign webhook requests for (infra/fuzz/hooks.py).
+  REQUIRE_APP_SIGNATURE=false PORT=$port RUST_LOG=warn PUBLIC_BASE_URL="http://127.0.0.1:$port" \
     "${CARGO_TARGET_DIR:-$ROOT/target}/debug/local-api" >"$STATE/logs/fuzz-api.log" 2>&1 &
   API_PID=$!
   trap stop_api EXIT
   for _ in $(seq 1 100); do port_open "$port" && break; sleep 0.1; done
-  timeout "${FUZZ_SECONDS:-300}" "$st" --config-file "$ROOT/infra/fuzz/schemathesis.toml" \
+  SCHEMATHESIS_HOOKS=hooks PYTHONPATH="$ROOT/infra/fuzz" \
+    timeout "${FUZZ_SECONDS:-300}" "$st" --config-file "$ROOT/infra/fuzz/schemathesis.toml" \
     --no-color run "$ROOT/openapi.yaml" \
     --url "http://127.0.0.1:$port" \
     -H "Authorization: Bearer local-service-key" \

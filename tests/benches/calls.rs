@@ -1,8 +1,9 @@
-//! Benchmark of `call-event` and `call-history` on the local stack, through the handlers as
-//! Lambda runs them (an API Gateway v2 event, decoded by `lambda_http`, served by the
-//! endpoint). Prints events ingested per second, history latency for one number with
-//! `BENCH_CALLS` calls (default 10,000), and the DynamoDB calls of each request, counted by an
-//! interceptor on the endpoints' own client.
+//! Benchmark of `call-event`, `call-history`, `sms-send` and `twilio-webhook` on the local
+//! stack, through the handlers as Lambda runs them (an API Gateway v2 event, decoded by
+//! `lambda_http`, served by the endpoint). Prints events ingested per second, history latency
+//! for one number with `BENCH_CALLS` calls (default 10,000), SMS sends and status callbacks
+//! per second (`BENCH_SMS`, default 500; the provider is a recording stand-in), and the
+//! DynamoDB calls of each request, counted by an interceptor on the endpoints' own client.
 //!
 //!     infra/bench.sh          # starts the stack, runs this, stops the stack
 //!
@@ -136,21 +137,33 @@ impl Bench {
     }
 
     async fn send(&self, method: &str, path: &str, query: &str, body: Vec<u8>) -> (u16, Value) {
+        self.send_with(method, path, query, body, Vec::new()).await
+    }
+
+    /// A request with the service key, JSON, and `extra` headers (which replace those).
+    async fn send_with(
+        &self,
+        method: &str,
+        path: &str,
+        query: &str,
+        body: Vec<u8>,
+        extra: Vec<(String, String)>,
+    ) -> (u16, Value) {
+        let mut headers = vec![
+            ("host".into(), HOST.into()),
+            (
+                "authorization".into(),
+                format!("Bearer {}", tests::SERVICE_KEY),
+            ),
+            ("content-type".into(), "application/json".into()),
+        ];
+        headers.retain(|(name, _)| !extra.iter().any(|(e, _)| e == name));
+        headers.extend(extra);
         let event = GatewayEvent {
             method: method.into(),
             path: path.into(),
             raw_query: query.into(),
-            headers: vec![
-                (
-                    "host".into(),
-                    "bench.execute-api.us-east-1.amazonaws.com".into(),
-                ),
-                (
-                    "authorization".into(),
-                    format!("Bearer {}", tests::SERVICE_KEY),
-                ),
-                ("content-type".into(), "application/json".into()),
-            ],
+            headers,
             body,
             source_ip: "127.0.0.1".into(),
             ..GatewayEvent::default()
@@ -226,6 +239,93 @@ impl Bench {
         (self.finish(name, started, latencies, 0), rows)
     }
 
+    /// Sends `count` SMS to different recipients, `in_flight` at a time, with or without an
+    /// Idempotency-Key; returns the phase and each message's id and provider SID.
+    async fn send_sms(
+        &self,
+        name: &str,
+        count: usize,
+        in_flight: usize,
+        with_key: bool,
+    ) -> (Phase, Vec<(String, String)>) {
+        let started = self.start();
+        let results = futures::stream::iter(0..count)
+            .map(|_| async move {
+                let to = tests::random_phone();
+                let body = serde_json::json!({"to": to, "body": "Your order has shipped."});
+                let extra = if with_key {
+                    vec![("idempotency-key".into(), uuid::Uuid::new_v4().to_string())]
+                } else {
+                    Vec::new()
+                };
+                let t = Instant::now();
+                let (status, reply) = self
+                    .send_with(
+                        "POST",
+                        "/sms/send",
+                        "",
+                        body.to_string().into_bytes(),
+                        extra,
+                    )
+                    .await;
+                let elapsed = t.elapsed();
+                assert_eq!(status, 202, "{reply}");
+                let id = reply["id"].as_str().unwrap().to_owned();
+                let sid = reply["provider_message_id"].as_str().unwrap().to_owned();
+                (elapsed, (id, sid))
+            })
+            .buffer_unordered(in_flight)
+            .collect::<Vec<_>>()
+            .await;
+        let (latencies, messages) = results.into_iter().unzip();
+        (self.finish(name, started, latencies, 0), messages)
+    }
+
+    /// Posts a signed `status` callback for each message, `in_flight` at a time.
+    async fn callbacks(
+        &self,
+        name: &str,
+        messages: &[(String, String)],
+        status: &str,
+        in_flight: usize,
+    ) -> Phase {
+        let started = self.start();
+        let latencies = futures::stream::iter(messages)
+            .map(|(id, sid)| async move {
+                let query = format!("message_id={id}");
+                let params: Vec<(String, String)> = [
+                    ("AccountSid", "AC00000000000000000000000000000000"),
+                    ("MessageSid", sid.as_str()),
+                    ("MessageStatus", status),
+                ]
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .collect();
+                let url = format!("https://{HOST}/webhooks/twilio/messages?{query}");
+                let signature = shared::twilio_signature::compute(WEBHOOK_TOKEN, &url, &params);
+                let body = serde_urlencoded::to_string(&params).unwrap().into_bytes();
+                let headers = vec![
+                    (
+                        "content-type".into(),
+                        "application/x-www-form-urlencoded".into(),
+                    ),
+                    ("x-twilio-signature".into(), signature),
+                ];
+                let t = Instant::now();
+                let (code, reply) = self
+                    .send_with("POST", "/webhooks/twilio/messages", &query, body, headers)
+                    .await;
+                let elapsed = t.elapsed();
+                assert_eq!(code, 200, "{reply}");
+                assert_eq!(reply["applied"], true, "{reply}");
+                elapsed
+            })
+            .buffer_unordered(in_flight)
+            .collect::<Vec<_>>()
+            .await;
+        self.finish(name, started, latencies, 0)
+    }
+
     /// The same GET `times` times, one after another.
     async fn repeat(&self, name: &str, path: &str, query: &str, times: usize) -> Phase {
         let started = self.start();
@@ -240,12 +340,22 @@ impl Bench {
     }
 }
 
+/// The domain the benchmark's events say API Gateway was called on.
+const HOST: &str = "bench.execute-api.us-east-1.amazonaws.com";
+
+/// The webhook token of the local stack's secret (`stackctl bootstrap`).
+const WEBHOOK_TOKEN: &str = "local-twilio-auth-token";
+
 #[tokio::main]
 async fn main() {
     let heavy_calls: usize = std::env::var("BENCH_CALLS")
         .ok()
         .map(|v| v.parse().expect("BENCH_CALLS must be a number"))
         .unwrap_or(10_000);
+    let sms: usize = std::env::var("BENCH_SMS")
+        .ok()
+        .map(|v| v.parse().expect("BENCH_SMS must be a number"))
+        .unwrap_or(500);
     let dynamo = DynamoCalls::default();
     let (init, _clock, _phone) = tests::init(&[]).await;
     let init = init.with_dynamodb_interceptor(dynamo.clone());
@@ -334,6 +444,28 @@ async fn main() {
         .print();
     bench
         .repeat("stats", &format!("{path}/stats"), "", 10)
+        .await
+        .print();
+
+    println!();
+    println!("== sms-send: POST /sms/send ({sms} messages, a recording provider) ==");
+    let (mut phase, plain) = bench
+        .send_sms("without Idempotency-Key, 1 in flight", sms / 2, 1, false)
+        .await;
+    phase.print();
+    let (mut phase, keyed) = bench
+        .send_sms("with Idempotency-Key, 8 in flight", sms / 2, 8, true)
+        .await;
+    phase.print();
+
+    println!();
+    println!("== twilio-webhook: POST /webhooks/twilio/messages (signed) ==");
+    bench
+        .callbacks("sent, 1 in flight", &plain, "sent", 1)
+        .await
+        .print();
+    bench
+        .callbacks("delivered, 8 in flight", &keyed, "delivered", 8)
         .await
         .print();
 }

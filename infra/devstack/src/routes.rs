@@ -34,25 +34,41 @@ impl LocalApi {
             )
             .into_response();
         }
+        // Every route whose template matches, the most specific (fewest parameters) first:
+        // API Gateway prefers `/sms/send` to `/sms/{id}`.
+        let mut matches: Vec<_> = self
+            .endpoints
+            .iter()
+            .flat_map(|endpoint| endpoint.routes().iter().map(move |route| (endpoint, route)))
+            .filter_map(|(endpoint, route)| {
+                route
+                    .match_path(&event.path)
+                    .map(|params| (endpoint, route, params))
+            })
+            .collect();
+        matches.sort_by_key(|(_, _, params)| params.len());
+        if let Some(index) = matches
+            .iter()
+            .position(|(_, route, _)| route.method.serves(&event.method))
+        {
+            let (endpoint, route, params) = matches.swap_remove(index);
+            event.route_key = format!("{} {}", event.method.to_ascii_uppercase(), route.path);
+            event.path_parameters = params;
+            return match gateway_request(&event) {
+                Ok(req) => endpoint.serve(req).await,
+                Err(e) => ApiError::InvalidJson(e.to_string()).into_response(),
+            };
+        }
+        // The methods of the most specific template that matches.
+        let fewest = matches.first().map(|(_, _, params)| params.len());
         let mut allow = Vec::new();
-        for endpoint in &self.endpoints {
-            for route in endpoint.routes() {
-                let Some(params) = route.match_path(&event.path) else {
-                    continue;
-                };
-                if !route.method.serves(&event.method) {
-                    allow.push(route.method.as_str());
-                    if route.method == shared::http::Method::Get {
-                        allow.push("HEAD");
-                    }
-                    continue;
-                }
-                event.route_key = format!("{} {}", event.method.to_ascii_uppercase(), route.path);
-                event.path_parameters = params;
-                return match gateway_request(&event) {
-                    Ok(req) => endpoint.serve(req).await,
-                    Err(e) => ApiError::InvalidJson(e.to_string()).into_response(),
-                };
+        for (_, route, params) in &matches {
+            if Some(params.len()) != fewest {
+                continue;
+            }
+            allow.push(route.method.as_str());
+            if route.method == shared::http::Method::Get {
+                allow.push("HEAD");
             }
         }
         let error = if allow.is_empty() {

@@ -22,6 +22,7 @@ fn secrets() -> Arc<SecretsCache> {
         "app_signatures": [APP_SIGNATURE],
         "twilio_account_sid": SID,
         "twilio_auth_token": "test-auth-token",
+        "service_api_key_hashes": [shared::auth::hash_api_key(tests::SERVICE_KEY)],
     });
     Arc::new(SecretsCache::fixed(
         Secrets::parse("test", &text.to_string()).unwrap(),
@@ -301,6 +302,16 @@ async fn no_log_line_of_a_flash_call_or_a_twilio_error_holds_a_full_phone_number
     // And a call Twilio refuses.
     let reply = app.request_call(&refused).await;
     assert_eq!(reply.status, 503, "{}", reply.body);
+    // An SMS sent, and one Twilio refuses: neither number nor body is logged.
+    let private = "Meet me at the old mill at 9, bring the documents";
+    let texted = app
+        .send_sms(&json!({"to": callee, "body": private}), Some("log-test"))
+        .await;
+    assert_eq!(texted.status, 202, "{}", texted.body);
+    let refused_sms = app
+        .send_sms(&json!({"to": refused, "body": private}), None)
+        .await;
+    assert_eq!(refused_sms.status, 422, "{}", refused_sms.body);
 
     let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
     assert!(
@@ -325,6 +336,8 @@ async fn no_log_line_of_a_flash_call_or_a_twilio_error_holds_a_full_phone_number
         !logs.contains("is not a valid phone number"),
         "Twilio's message was logged"
     );
+    assert!(logs.contains("SMS accepted by the provider"), "{logs}");
+    assert!(!logs.contains("old mill"), "an SMS body was logged");
 }
 
 fn message(from: shared::telephony::Sender) -> shared::telephony::OutgoingMessage {
@@ -371,4 +384,103 @@ async fn a_message_post_that_timed_out_is_not_sent_again() {
         "{sent:?}"
     );
     assert_eq!(twilio.received_requests().await.unwrap().len(), 1);
+}
+
+fn messages_path() -> String {
+    format!("/2010-04-01/Accounts/{SID}/Messages.json")
+}
+
+fn message_created() -> ResponseTemplate {
+    ResponseTemplate::new(201)
+        .set_body_json(json!({"sid": "SM0123456789abcdef0123456789abcdef", "status": "queued"}))
+}
+
+/// The form parameter `name` of a request Twilio got, decoded.
+fn form_value(request: &wiremock::Request, name: &str) -> Option<String> {
+    serde_urlencoded::from_bytes::<Vec<(String, String)>>(&request.body)
+        .ok()?
+        .into_iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v)
+}
+
+#[tokio::test]
+async fn an_sms_send_through_a_twilio_5xx_then_a_201_sends_once_and_replays_without_twilio() {
+    let twilio = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path(messages_path()))
+        .respond_with(ResponseTemplate::new(503))
+        .up_to_n_times(1)
+        .mount(&twilio)
+        .await;
+    Mock::given(method("POST"))
+        .and(path(messages_path()))
+        .respond_with(message_created())
+        .mount(&twilio)
+        .await;
+    let app = app_calling_twilio(&twilio, &[]).await;
+    let body = json!({"to": random_phone(), "body": "Your order shipped."});
+
+    let reply = app.send_sms(&body, Some("order-4711-shipped")).await;
+    assert_eq!(reply.status, 202, "{}", reply.body);
+    assert_eq!(
+        reply.body["provider_message_id"],
+        "SM0123456789abcdef0123456789abcdef"
+    );
+    let requests = twilio.received_requests().await.unwrap();
+    assert_eq!(
+        requests.len(),
+        2,
+        "the 503 created nothing: sent again once"
+    );
+    assert_eq!(
+        form_value(&requests[1], "Body").unwrap(),
+        "Your order shipped."
+    );
+    assert_eq!(form_value(&requests[1], "From").unwrap(), "+14155550100");
+    let callback = form_value(&requests[1], "StatusCallback").unwrap();
+    let id = reply.body["id"].as_str().unwrap();
+    assert!(callback.ends_with(&format!("/webhooks/twilio/messages?message_id={id}")));
+
+    let again = app.send_sms(&body, Some("order-4711-shipped")).await;
+    assert_eq!(again.headers["idempotent-replayed"], "true");
+    assert_eq!(twilio.received_requests().await.unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn an_sms_send_twilio_does_not_answer_in_time_is_a_503_logged_failed_with_its_key_released() {
+    let twilio = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path(messages_path()))
+        .respond_with(message_created().set_delay(Duration::from_millis(1500)))
+        .up_to_n_times(1)
+        .mount(&twilio)
+        .await;
+    let app = app_calling_twilio(&twilio, &[("TWILIO_REQUEST_TIMEOUT_MS", "300")]).await;
+    let body = json!({"to": random_phone(), "body": "Your order shipped."});
+
+    let reply = app.send_sms(&body, Some("order-4712")).await;
+    assert_eq!(reply.status, 503, "{}", reply.body);
+    assert_eq!(reply.body["error"], "telephony_unavailable");
+    assert!(reply.headers.contains_key("retry-after"));
+    let requests = twilio.received_requests().await.unwrap();
+    assert_eq!(
+        requests.len(),
+        1,
+        "a POST that may have created a message is not repeated"
+    );
+    let callback = form_value(&requests[0], "StatusCallback").unwrap();
+    let id = callback.split_once("message_id=").unwrap().1;
+    let entry = app.sms(id).await;
+    assert_eq!(entry.body["status"], "failed", "{}", entry.body);
+
+    // The key was released: the retry sends.
+    Mock::given(method("POST"))
+        .and(path(messages_path()))
+        .respond_with(message_created())
+        .mount(&twilio)
+        .await;
+    let retried = app.send_sms(&body, Some("order-4712")).await;
+    assert_eq!(retried.status, 202, "{}", retried.body);
+    assert!(retried.headers.get("idempotent-replayed").is_none());
 }
