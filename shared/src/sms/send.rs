@@ -37,8 +37,9 @@ pub const MESSAGE: Route = Route::get("/sms/{id}");
 pub const IDEMPOTENCY_KEY_LIFETIME: Duration = Duration::from_secs(24 * 3600);
 
 /// How long a claimed key counts as in flight: longer than a send can take (the function's
-/// timeout), so that a send that died frees its key for a retry after this.
-const IN_PROGRESS_FOR: Duration = Duration::from_secs(60);
+/// timeout, 15 s in `template.yaml`), so that a send that died frees its key for a retry after
+/// this.
+const IN_PROGRESS_FOR: Duration = Duration::from_secs(30);
 
 pub struct SmsSendEndpoint {
     config: Arc<Config>,

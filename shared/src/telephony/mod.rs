@@ -76,10 +76,10 @@ pub enum TelephonyError {
     /// The provider answered and refused the call (a 4xx); retrying would not help. Only the
     /// status and the provider's error code are kept: Twilio's message text names the phone
     /// numbers, and nothing of it may reach a log.
-    #[error("the provider refused: HTTP {status}, error code {code:?}")]
+    #[error("the provider refused: HTTP {status}, {}", error_code(*.code))]
     Rejected { status: u16, code: Option<u32> },
     /// The provider is throttling outbound calls (HTTP 429, Twilio error 20429).
-    #[error("the provider is throttling: error code {code:?}")]
+    #[error("the provider is throttling: {}", error_code(*.code))]
     Throttled { code: Option<u32> },
     /// No usable answer after the retries: 5xx, a timeout, or no connection.
     #[error("the provider is unavailable: {0}")]
@@ -87,6 +87,10 @@ pub enum TelephonyError {
 }
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+fn error_code(code: Option<u32>) -> String {
+    code.map_or_else(|| "no error code".to_owned(), |c| format!("error code {c}"))
+}
 
 impl TelephonyError {
     /// The provider's error code, when it gave one.
