@@ -396,6 +396,33 @@ mod tests {
     }
 
     #[test]
+    fn sms_senders_are_e164_numbers_or_a_messaging_service_sid() {
+        let c = Config::from_vars(vars(&[
+            ("SMS_FROM_NUMBERS", "+1 415 555 0100, +14155550101"),
+            (
+                "SMS_MESSAGING_SERVICE_SID",
+                "MG0123456789abcdef0123456789abcdef",
+            ),
+        ]))
+        .unwrap();
+        let numbers: Vec<&str> = c.sms_from_numbers.iter().map(|n| n.as_str()).collect();
+        assert_eq!(numbers, ["+14155550100", "+14155550101"]);
+        assert!(c.sms_messaging_service_sid.is_some());
+        assert_eq!(c.max_sms_per_recipient_per_hour, 5);
+        let err = Config::from_vars(vars(&[
+            ("SMS_FROM_NUMBERS", "+14155550100,not-a-number"),
+            (
+                "SMS_MESSAGING_SERVICE_SID",
+                "AC0123456789abcdef0123456789abcdef",
+            ),
+        ]))
+        .unwrap_err();
+        assert_eq!(err.problems.len(), 2, "{err}");
+        assert!(err.to_string().contains("SMS_FROM_NUMBERS"));
+        assert!(err.to_string().contains("SMS_MESSAGING_SERVICE_SID"));
+    }
+
+    #[test]
     fn lambda_is_detected_from_the_runtime_variables() {
         let c = Config::from_vars(vars(&[("AWS_LAMBDA_FUNCTION_NAME", "request")])).unwrap();
         assert!(c.in_lambda);

@@ -48,3 +48,42 @@ pub fn replayed(status: u16, body: String) -> Response<Body> {
         .insert(IDEMPOTENT_REPLAYED, HeaderValue::from_static("true"));
     response
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(values: &[&str]) -> Request {
+        let mut builder = lambda_http::http::Request::builder();
+        for value in values {
+            builder = builder.header(IDEMPOTENCY_KEY, *value);
+        }
+        builder.body(Body::Empty).unwrap()
+    }
+
+    #[test]
+    fn a_key_is_one_header_of_visible_ascii_quoted_or_not() {
+        assert_eq!(idempotency_key(&request(&[])).unwrap(), None);
+        assert_eq!(
+            idempotency_key(&request(&["8e03978e-40d5-43e8-bc93-6894a57f9324"])).unwrap(),
+            Some("8e03978e-40d5-43e8-bc93-6894a57f9324".into())
+        );
+        assert_eq!(
+            idempotency_key(&request(&["\"order-1\""])).unwrap(),
+            Some("order-1".into()),
+            "the draft's structured-field string"
+        );
+        let too_long = "k".repeat(MAX_KEY_LEN + 1);
+        for bad in [&["a b"][..], &["\"\""], &[too_long.as_str()], &["a", "b"]] {
+            assert!(idempotency_key(&request(bad)).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn a_replay_is_the_stored_json_marked_as_replayed() {
+        let response = replayed(202, r#"{"id":"x"}"#.into());
+        assert_eq!(response.status(), StatusCode::ACCEPTED);
+        assert_eq!(response.headers()[IDEMPOTENT_REPLAYED], "true");
+        assert_eq!(response.headers()["content-type"], "application/json");
+    }
+}
