@@ -151,6 +151,22 @@ impl TelephonyGateway for Phone {
     }
 }
 
+/// A fixed secret: a signing key, the app signature, the service key's hash, and `extra`
+/// (Twilio credentials, the webhook token) on top.
+pub fn secrets_with(extra: Value) -> Arc<shared::secrets::SecretsCache> {
+    let mut text = serde_json::json!({
+        "token_signing_key": "test-signing-key-test-signing-key-42",
+        "app_signatures": [APP_SIGNATURE],
+        "service_api_key_hashes": [shared::auth::hash_api_key(SERVICE_KEY)],
+    });
+    if let (Some(base), Value::Object(extra)) = (text.as_object_mut(), extra) {
+        base.extend(extra);
+    }
+    Arc::new(shared::secrets::SecretsCache::fixed(
+        shared::secrets::Secrets::parse("test", &text.to_string()).unwrap(),
+    ))
+}
+
 /// An `Init` on the local stack with a manual clock at the current time and a recording phone.
 pub async fn init(overrides: &[(&str, &str)]) -> (Init, Arc<ManualClock>, Arc<Phone>) {
     shared::tls::install_crypto_provider();

@@ -49,17 +49,20 @@ impl ConfiguredGateway {
 }
 
 /// Which gateway serves a request now.
-enum Chosen<'a> {
+enum Chosen {
     Twilio,
     /// The logging gateway, with the webhook token its simulated callbacks are signed with.
-    Logging(Option<&'a str>),
+    Logging(Option<String>),
 }
 
 impl ConfiguredGateway {
-    fn choose<'s>(
-        &self,
-        secrets: &'s crate::secrets::Secrets,
-    ) -> Result<Chosen<'s>, TelephonyError> {
+    /// The gateway the current secret calls for.
+    async fn choose(&self) -> Result<Chosen, TelephonyError> {
+        let secrets = self
+            .secrets
+            .get()
+            .await
+            .map_err(|e| TelephonyError::Unavailable(e.to_string()))?;
         if secrets.twilio.is_some() {
             Ok(Chosen::Twilio)
         } else if self.refuse_logging {
@@ -67,12 +70,9 @@ impl ConfiguredGateway {
                 "no Twilio credentials in the secret".into(),
             ))
         } else {
-            Ok(Chosen::Logging(
-                secrets
-                    .twilio_webhook_token
-                    .as_ref()
-                    .map(secrecy::ExposeSecret::expose_secret),
-            ))
+            Ok(Chosen::Logging(secrets.twilio_webhook_token.as_ref().map(
+                |t| secrecy::ExposeSecret::expose_secret(t).to_owned(),
+            )))
         }
     }
 
@@ -109,16 +109,11 @@ impl TelephonyGateway for ConfiguredGateway {
         call: &'a FlashCall,
     ) -> BoxFuture<'a, Result<PlacedCall, TelephonyError>> {
         Box::pin(async move {
-            let secrets = self
-                .secrets
-                .get()
-                .await
-                .map_err(|e| TelephonyError::Unavailable(e.to_string()))?;
-            match self.choose(&secrets)? {
+            match self.choose().await? {
                 Chosen::Twilio => self.twilio.place_flash_call(call).await,
                 Chosen::Logging(token) => {
                     let placed = LoggingGateway.place_flash_call(call).await?;
-                    self.simulate(token, call.status_callback.as_deref(), || {
+                    self.simulate(token.as_deref(), call.status_callback.as_deref(), || {
                         super::logging::call_callbacks(call, &placed.sid)
                     });
                     Ok(placed)
@@ -132,16 +127,11 @@ impl TelephonyGateway for ConfiguredGateway {
         message: &'a OutgoingMessage,
     ) -> BoxFuture<'a, Result<SentMessage, TelephonyError>> {
         Box::pin(async move {
-            let secrets = self
-                .secrets
-                .get()
-                .await
-                .map_err(|e| TelephonyError::Unavailable(e.to_string()))?;
-            match self.choose(&secrets)? {
+            match self.choose().await? {
                 Chosen::Twilio => self.twilio.send_message(message).await,
                 Chosen::Logging(token) => {
                     let sent = LoggingGateway.send_message(message).await?;
-                    self.simulate(token, message.status_callback.as_deref(), || {
+                    self.simulate(token.as_deref(), message.status_callback.as_deref(), || {
                         super::logging::message_callbacks(message, &sent.sid)
                     });
                     Ok(sent)

@@ -7,9 +7,9 @@ use std::time::Duration;
 use futures::future::join_all;
 use serde_json::{Value, json};
 use shared::phone::PhoneNumber;
-use shared::secrets::{Secrets, SecretsCache};
+use shared::secrets::SecretsCache;
 use shared::telephony::TelephonyError;
-use tests::{APP_SIGNATURE, SERVICE_KEY, TestApp, random_phone};
+use tests::{SERVICE_KEY, TestApp, random_phone};
 
 fn message(to: &PhoneNumber, body: &str) -> Value {
     json!({"to": to, "body": body})
@@ -360,15 +360,7 @@ async fn reading_the_log_takes_a_service_key_and_a_well_formed_known_id() {
 /// A secret with a webhook token and no Twilio account: the logging gateway sends nothing and
 /// plays Twilio's callbacks.
 fn local_secrets() -> Arc<SecretsCache> {
-    let text = json!({
-        "token_signing_key": "test-signing-key-test-signing-key-42",
-        "app_signatures": [APP_SIGNATURE],
-        "twilio_auth_token": "local-webhook-token",
-        "service_api_key_hashes": [shared::auth::hash_api_key(SERVICE_KEY)],
-    });
-    Arc::new(SecretsCache::fixed(
-        Secrets::parse("test", &text.to_string()).unwrap(),
-    ))
+    tests::secrets_with(json!({"twilio_auth_token": "local-webhook-token"}))
 }
 
 #[tokio::test]

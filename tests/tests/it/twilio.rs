@@ -7,26 +7,17 @@ use std::time::Duration;
 use serde_json::json;
 use shared::Init;
 use shared::phone::PhoneNumber;
-use shared::secrets::{Secrets, SecretsCache};
+use shared::secrets::SecretsCache;
 use shared::session::SessionState;
 use shared::telephony::{FlashCall, TelephonyError, TelephonyGateway, TwilioGateway};
-use tests::{APP_SIGNATURE, TestApp, random_phone};
+use tests::{TestApp, random_phone};
 use wiremock::matchers::{body_string_contains, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 const SID: &str = "AC0123456789abcdef0123456789abcdef";
 
 fn secrets() -> Arc<SecretsCache> {
-    let text = json!({
-        "token_signing_key": "test-signing-key-test-signing-key-42",
-        "app_signatures": [APP_SIGNATURE],
-        "twilio_account_sid": SID,
-        "twilio_auth_token": "test-auth-token",
-        "service_api_key_hashes": [shared::auth::hash_api_key(tests::SERVICE_KEY)],
-    });
-    Arc::new(SecretsCache::fixed(
-        Secrets::parse("test", &text.to_string()).unwrap(),
-    ))
+    tests::secrets_with(json!({"twilio_account_sid": SID, "twilio_auth_token": "test-auth-token"}))
 }
 
 fn gateway(base_url: &str, overrides: &[(&str, &str)]) -> TwilioGateway {

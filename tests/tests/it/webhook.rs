@@ -7,22 +7,15 @@ use std::time::Duration;
 
 use futures::future::join_all;
 use serde_json::{Value, json};
-use shared::secrets::{Secrets, SecretsCache};
+use shared::secrets::SecretsCache;
 use shared::twilio_signature::compute;
-use tests::{APP_SIGNATURE, Reply, TestApp, random_phone};
+use tests::{Reply, TestApp, random_phone};
 
 const TOKEN: &str = "test-webhook-token";
 
 /// A secret with a webhook token and no Twilio account: calls are logged, callbacks signed.
 fn secrets() -> Arc<SecretsCache> {
-    let text = json!({
-        "token_signing_key": "test-signing-key-test-signing-key-42",
-        "app_signatures": [APP_SIGNATURE],
-        "twilio_auth_token": TOKEN,
-    });
-    Arc::new(SecretsCache::fixed(
-        Secrets::parse("test", &text.to_string()).unwrap(),
-    ))
+    tests::secrets_with(json!({"twilio_auth_token": TOKEN}))
 }
 
 fn call_sid() -> String {

@@ -6,22 +6,14 @@ use std::sync::Arc;
 
 use futures::future::join_all;
 use serde_json::{Value, json};
-use shared::secrets::{Secrets, SecretsCache};
+use shared::secrets::SecretsCache;
 use shared::twilio_signature::compute;
-use tests::{APP_SIGNATURE, Reply, SERVICE_KEY, TestApp, random_phone};
+use tests::{Reply, TestApp, random_phone};
 
 const TOKEN: &str = "test-webhook-token";
 
 fn secrets() -> Arc<SecretsCache> {
-    let text = json!({
-        "token_signing_key": "test-signing-key-test-signing-key-42",
-        "app_signatures": [APP_SIGNATURE],
-        "twilio_auth_token": TOKEN,
-        "service_api_key_hashes": [shared::auth::hash_api_key(SERVICE_KEY)],
-    });
-    Arc::new(SecretsCache::fixed(
-        Secrets::parse("test", &text.to_string()).unwrap(),
-    ))
+    tests::secrets_with(json!({"twilio_auth_token": TOKEN}))
 }
 
 async fn app() -> TestApp {
