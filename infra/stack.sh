@@ -8,6 +8,7 @@
 #   infra/stack.sh env     print the environment that points the SDK at the stack
 #
 # Settings (environment): DYNAMODB_PORT (8000), SECRETS_PORT (4584), PRISM_PORT (4010),
+# PRISM_VERIFY_PORT (4011, Twilio Verify's spec),
 # TABLE_NAME, SECRET_ID, POOL_NUMBERS, DYNAMODB_IN_MEMORY (1 = no files on disk).
 set -euo pipefail
 
@@ -18,6 +19,7 @@ mkdir -p "$STATE/pids" "$STATE/logs"
 DYNAMODB_PORT=${DYNAMODB_PORT:-8000}
 SECRETS_PORT=${SECRETS_PORT:-4584}
 PRISM_PORT=${PRISM_PORT:-4010}
+PRISM_VERIFY_PORT=${PRISM_VERIFY_PORT:-4011}
 
 export AWS_REGION=${AWS_REGION:-us-east-1}
 export AWS_ACCESS_KEY_ID=${AWS_ACCESS_KEY_ID:-local}
@@ -25,6 +27,7 @@ export AWS_SECRET_ACCESS_KEY=${AWS_SECRET_ACCESS_KEY:-local}
 export AWS_ENDPOINT_URL_DYNAMODB=${AWS_ENDPOINT_URL_DYNAMODB:-http://127.0.0.1:$DYNAMODB_PORT}
 export AWS_ENDPOINT_URL_SECRETS_MANAGER=${AWS_ENDPOINT_URL_SECRETS_MANAGER:-http://127.0.0.1:$SECRETS_PORT}
 export TWILIO_MOCK_URL=${TWILIO_MOCK_URL:-http://127.0.0.1:$PRISM_PORT}
+export TWILIO_VERIFY_MOCK_URL=${TWILIO_VERIFY_MOCK_URL:-http://127.0.0.1:$PRISM_VERIFY_PORT}
 export TABLE_NAME=${TABLE_NAME:-phone-verification}
 export SECRET_ID=${SECRET_ID:-phone-verification/app}
 # The local sender of sms-send (a pool number; the logging gateway sends nothing).
@@ -107,6 +110,8 @@ up() {
   start secretsmanager "$SECRETS_PORT" "$(moto_bin)" -H 127.0.0.1 -p "$SECRETS_PORT"
   start twilio-mock "$PRISM_PORT" "$STATE/node/node_modules/.bin/prism" mock --errors \
     -h 127.0.0.1 -p "$PRISM_PORT" "$ROOT/tests/fixtures/twilio/twilio_api_v2010.json"
+  start twilio-verify-mock "$PRISM_VERIFY_PORT" "$STATE/node/node_modules/.bin/prism" mock --errors \
+    -h 127.0.0.1 -p "$PRISM_VERIFY_PORT" "$ROOT/tests/fixtures/twilio/twilio_verify_v2.json"
   log "bootstrapping table $TABLE_NAME, secret $SECRET_ID and the pool"
   (cd "$ROOT" && cargo run -q -p devstack --bin stackctl -- bootstrap)
 }
@@ -145,7 +150,7 @@ stop_started() { if [ ${#STARTED[@]} -gt 0 ]; then down "${STARTED[@]}"; fi; }
 
 env_vars() {
   for v in AWS_REGION AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_ENDPOINT_URL_DYNAMODB \
-           AWS_ENDPOINT_URL_SECRETS_MANAGER AWS_EC2_METADATA_DISABLED TWILIO_MOCK_URL TABLE_NAME SECRET_ID SMS_FROM_NUMBERS; do
+           AWS_ENDPOINT_URL_SECRETS_MANAGER AWS_EC2_METADATA_DISABLED TWILIO_MOCK_URL TWILIO_VERIFY_MOCK_URL TABLE_NAME SECRET_ID SMS_FROM_NUMBERS; do
     printf 'export %s=%q\n' "$v" "${!v}"
   done
 }

@@ -39,6 +39,8 @@ pub struct Config {
     pub sms_messaging_service_sid: Option<String>,
     /// Messages to one recipient per hour (`sms-send`).
     pub max_sms_per_recipient_per_hour: u32,
+    /// How `sms-verify` makes, sends and checks its codes.
+    pub codes: CodeSettings,
     pub token_lifetime: Duration,
     pub token_issuer: String,
     pub secret_refresh_interval: Duration,
@@ -66,7 +68,82 @@ pub struct ConfigError {
     pub problems: Vec<String>,
 }
 
+/// How `sms-verify` makes, sends and checks its codes.
+#[derive(Debug, Clone)]
+pub struct CodeSettings {
+    /// Digits in a code (4 to 10).
+    pub length: u32,
+    pub validity: Duration,
+    pub resend_cooldown: Duration,
+    pub max_sends_per_phone_per_hour: u32,
+    /// Checks one code takes (right or wrong) before it is used up.
+    pub max_checks: u32,
+    /// The `{app}` of the message templates.
+    pub app_name: String,
+    /// The domain of the origin-bound code line (`@example.com #123456`), for WebOTP and iOS
+    /// security-code autofill.
+    pub otp_domain: Option<String>,
+    pub templates: CodeTemplates,
+    /// With a Verify Service (`VA...`), Twilio Verify makes, sends and checks the codes.
+    pub verify_service_sid: Option<String>,
+    pub verify_base_url: String,
+}
+
+/// The code message's wording: a default and one per locale.
+#[derive(Debug, Clone)]
+pub struct CodeTemplates {
+    pub default: String,
+    /// By lowercase BCP 47 tag (`es`, `pt-br`).
+    pub by_locale: std::collections::BTreeMap<String, String>,
+}
+
+/// The default wording of a code message.
+pub const DEFAULT_CODE_TEMPLATE: &str = "Your {app} code is {code}. Do not share it.";
+
+impl CodeTemplates {
+    /// The template for `locale` (`pt-BR`): its own, its language's (`pt`), or the default.
+    pub fn for_locale(&self, locale: Option<&str>) -> &str {
+        let Some(locale) = locale.map(str::to_ascii_lowercase) else {
+            return &self.default;
+        };
+        let language = locale.split('-').next().unwrap_or_default();
+        self.by_locale
+            .get(&locale)
+            .or_else(|| self.by_locale.get(language))
+            .unwrap_or(&self.default)
+    }
+}
+
+/// A template holds `{code}` once and no placeholder but `{code}` and `{app}`.
+fn check_template(text: &str) -> Result<(), &'static str> {
+    if text.matches("{code}").count() != 1 {
+        return Err("must contain {code} exactly once");
+    }
+    let rest = text.replace("{code}", "").replace("{app}", "");
+    if rest.contains('{') || rest.contains('}') {
+        return Err("may contain no placeholder but {code} and {app}");
+    }
+    if text.chars().count() > 320 {
+        return Err("must be at most 320 characters");
+    }
+    Ok(())
+}
+
 impl Config {
+    /// The sender of messages when the request names none: the Messaging Service if one is
+    /// configured, else the first of `SMS_FROM_NUMBERS`.
+    pub fn default_sms_sender(&self) -> Option<crate::telephony::Sender> {
+        use crate::telephony::Sender;
+        match (
+            &self.sms_messaging_service_sid,
+            self.sms_from_numbers.first(),
+        ) {
+            (Some(sid), _) => Some(Sender::MessagingService(sid.clone())),
+            (None, Some(number)) => Some(Sender::Number(number.clone())),
+            (None, None) => None,
+        }
+    }
+
     pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_vars(std::env::vars().collect())
     }
@@ -117,12 +194,35 @@ impl Config {
             ),
             flash_call_ring_timeout: env.seconds("FLASH_CALL_RING_TIMEOUT_SECONDS", 10, 5..=60),
             sms_from_numbers: env.phone_numbers("SMS_FROM_NUMBERS"),
-            sms_messaging_service_sid: env.messaging_service_sid("SMS_MESSAGING_SERVICE_SID"),
+            sms_messaging_service_sid: env.sid(
+                "SMS_MESSAGING_SERVICE_SID",
+                "MG",
+                "a Messaging Service SID",
+            ),
             max_sms_per_recipient_per_hour: env.number(
                 "MAX_SMS_PER_RECIPIENT_PER_HOUR",
                 5,
                 1..=1000,
             ),
+            codes: CodeSettings {
+                length: env.number("CODE_LENGTH", 6, 4..=10),
+                validity: env.seconds("CODE_VALIDITY_SECONDS", 600, 60..=3600),
+                resend_cooldown: env.seconds("CODE_RESEND_COOLDOWN_SECONDS", 30, 0..=3600),
+                max_sends_per_phone_per_hour: env.number(
+                    "MAX_CODE_SENDS_PER_PHONE_PER_HOUR",
+                    5,
+                    1..=100,
+                ),
+                max_checks: env.number("MAX_CODE_CHECKS", 5, 1..=20),
+                app_name: env.string("APP_NAME", "Phone Verification"),
+                otp_domain: env.domain("OTP_DOMAIN"),
+                templates: env.templates("CODE_MESSAGE_TEMPLATE"),
+                verify_service_sid: env.sid("VERIFY_SERVICE_SID", "VA", "a Verify Service SID"),
+                verify_base_url: env
+                    .string("TWILIO_VERIFY_BASE_URL", "https://verify.twilio.com")
+                    .trim_end_matches('/')
+                    .to_owned(),
+            },
             token_lifetime: env.seconds("TOKEN_LIFETIME_SECONDS", 900, 60..=86_400),
             token_issuer: env.string("TOKEN_ISSUER", "phone-verification"),
             secret_refresh_interval: env.seconds("SECRET_REFRESH_SECONDS", 300, 10..=86_400),
@@ -289,16 +389,76 @@ impl Vars {
         }
     }
 
-    fn messaging_service_sid(&mut self, name: &str) -> Option<String> {
+    fn sid(&mut self, name: &str, prefix: &str, what: &str) -> Option<String> {
         let raw = self.raw(name)?;
-        if crate::telephony::is_sid(raw, "MG") {
+        if crate::telephony::is_sid(raw, prefix) {
             Some(raw.to_owned())
         } else {
+            self.problems
+                .push(format!("{name} must be {what} ({prefix} + 32 hex digits)"));
+            None
+        }
+    }
+
+    /// A host name for the origin-bound code line (`example.com`), without a scheme or path.
+    fn domain(&mut self, name: &str) -> Option<String> {
+        let raw = self.raw(name)?.to_ascii_lowercase();
+        let labels_ok = raw.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        });
+        if labels_ok && raw.len() <= 253 && raw.contains('.') {
+            Some(raw)
+        } else {
             self.problems.push(format!(
-                "{name} must be a Messaging Service SID (MG + 32 hex digits)"
+                "{name} must be a host name such as example.com (no scheme, port or path)"
             ));
             None
         }
+    }
+
+    /// The code message's templates: `NAME` is the default, `NAME_<LOCALE>` (`NAME_ES`,
+    /// `NAME_PT_BR`) a locale's. Each must hold `{code}` and may hold `{app}`, nothing else in
+    /// braces.
+    fn templates(&mut self, name: &str) -> CodeTemplates {
+        let mut by_locale = std::collections::BTreeMap::new();
+        let prefix = format!("{name}_");
+        let localized: Vec<(String, String)> = self
+            .vars
+            .iter()
+            .filter_map(|(k, v)| Some((k.strip_prefix(&prefix)?.to_owned(), v.clone())))
+            .collect();
+        for (suffix, text) in localized {
+            let valid_suffix = !suffix.is_empty()
+                && suffix
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_');
+            match (valid_suffix, check_template(&text)) {
+                (true, Ok(())) => {
+                    by_locale.insert(suffix.to_ascii_lowercase().replace('_', "-"), text);
+                }
+                (false, _) => self.problems.push(format!(
+                    "{name}_{suffix} must be named {name}_<LANGUAGE>[_<REGION>]"
+                )),
+                (true, Err(problem)) => self.problems.push(format!("{name}_{suffix} {problem}")),
+            }
+        }
+        let default = match self.raw(name).map(str::to_owned) {
+            None => DEFAULT_CODE_TEMPLATE.to_owned(),
+            Some(text) => match check_template(&text) {
+                Ok(()) => text,
+                Err(problem) => {
+                    self.problems.push(format!("{name} {problem}"));
+                    DEFAULT_CODE_TEMPLATE.to_owned()
+                }
+            },
+        };
+        CodeTemplates { default, by_locale }
     }
 
     fn country_codes(&mut self, name: &str) -> BTreeSet<u16> {

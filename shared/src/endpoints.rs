@@ -9,7 +9,7 @@ use crate::Init;
 use crate::calls::{CallEventEndpoint, CallHistoryEndpoint};
 use crate::flash_call::{RequestEndpoint, StatusEndpoint, VerifyEndpoint};
 use crate::http::{Endpoint, Route, Served};
-use crate::sms::SmsSendEndpoint;
+use crate::sms::{SmsSendEndpoint, SmsVerifyEndpoint};
 use crate::webhook::TwilioWebhookEndpoint;
 
 /// An endpoint's name (its function) and routes, known without building it.
@@ -47,6 +47,7 @@ endpoints!(
     CallEventEndpoint,
     CallHistoryEndpoint,
     SmsSendEndpoint,
+    SmsVerifyEndpoint,
     TwilioWebhookEndpoint,
 );
 

@@ -1,9 +1,34 @@
-//! The abuse guard's checks on a destination, before anything is counted: its country and
-//! its number type. The counted limits are `store::rate_limits`.
+//! The abuse guard's checks before anything is counted: the app signature, the destination's
+//! country and its number type. The counted limits are `store::rate_limits`.
 
 use crate::config::Config;
 use crate::http::{ApiError, ErrorCode};
 use crate::phone::PhoneNumber;
+use crate::secrets::Secrets;
+
+/// The longest app signature looked at; Android's SMS Retriever hashes are 11 characters.
+const MAX_SIGNATURE_LEN: usize = 256;
+
+/// Refuses a request without an allowed app signature when `REQUIRE_APP_SIGNATURE` is on.
+/// Returns whether the request carries an allowed signature (whatever the setting).
+pub fn check_app_signature(
+    config: &Config,
+    secrets: &Secrets,
+    signature: Option<&str>,
+) -> Result<bool, ApiError> {
+    let allowed =
+        signature.is_some_and(|s| s.len() <= MAX_SIGNATURE_LEN && secrets.allows_app_signature(s));
+    if !config.require_app_signature || allowed {
+        return Ok(allowed);
+    }
+    if signature.is_none() {
+        return Err(ApiError::field("app_signature", "is required"));
+    }
+    Err(ApiError::refused(
+        ErrorCode::AppSignatureRejected,
+        "the app signature is not allowed",
+    ))
+}
 
 /// Refuses a destination outside `ALLOWED_COUNTRY_CODES` or of a number type outside
 /// `ALLOWED_NUMBER_TYPES` (premium rate, shared cost, ...: what toll fraud dials).

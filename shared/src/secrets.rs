@@ -1,10 +1,12 @@
 //! `Secrets`: the one Secrets Manager secret, validated at load and cached per container.
 
+use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
+use time::OffsetDateTime;
 
 /// The parsed secret. Every value is a `SecretString`: `Debug` shows none of them.
 #[derive(Debug)]
@@ -19,6 +21,101 @@ pub struct Secrets {
     pub code_hashing_key: Option<SecretString>,
     /// SHA-256 hex digests of the service API keys, never the keys themselves.
     pub service_api_key_hashes: Vec<SecretString>,
+    /// Numbers for app-store reviewers (`TEST_PHONE_NUMBERS`), by E.164: no SMS, a fixed code.
+    pub test_numbers: HashMap<String, TestNumber>,
+}
+
+/// A number for app-store reviewers: it gets no SMS and accepts `code` until `valid_until`.
+#[derive(Debug)]
+pub struct TestNumber {
+    pub code: SecretString,
+    pub valid_until: OffsetDateTime,
+}
+
+impl Secrets {
+    /// The test number `e164` (as typed: spaces, dashes, dots and parentheses dropped), if the
+    /// secret has it and it is still valid at `now`.
+    pub fn test_number(&self, typed: &str, now: OffsetDateTime) -> Option<(&str, &TestNumber)> {
+        if self.test_numbers.is_empty() {
+            return None;
+        }
+        let e164: String = typed
+            .trim()
+            .chars()
+            .filter(|c| !matches!(c, ' ' | '-' | '.' | '(' | ')'))
+            .collect();
+        self.test_numbers
+            .get_key_value(&e164)
+            .filter(|(_, t)| now < t.valid_until)
+            .map(|(k, t)| (k.as_str(), t))
+    }
+}
+
+/// Parses `TEST_PHONE_NUMBERS`: an object, or a string holding one (the console's key/value
+/// editor stores strings), of `"+E164": {"code": "digits", "valid_until": "RFC 3339"}`.
+fn parse_test_numbers(
+    value: Option<&Value>,
+    problems: &mut Vec<String>,
+) -> HashMap<String, TestNumber> {
+    const NAME: &str = "TEST_PHONE_NUMBERS";
+    let parsed;
+    let map = match value {
+        None | Some(Value::Null) => return HashMap::new(),
+        Some(Value::Object(map)) => map,
+        Some(Value::String(text)) => match serde_json::from_str::<Value>(text) {
+            Ok(Value::Object(map)) => {
+                parsed = map;
+                &parsed
+            }
+            _ => {
+                problems.push(format!("{NAME} must be a JSON object"));
+                return HashMap::new();
+            }
+        },
+        Some(_) => {
+            problems.push(format!("{NAME} must be a JSON object"));
+            return HashMap::new();
+        }
+    };
+    let mut numbers = HashMap::new();
+    for (i, (number, entry)) in map.iter().enumerate() {
+        let digits = number.strip_prefix('+').unwrap_or_default();
+        if !(7..=15).contains(&digits.len())
+            || !digits.bytes().all(|b| b.is_ascii_digit())
+            || digits.starts_with('0')
+        {
+            problems.push(format!(
+                "{NAME}: entry {} must be keyed by an E.164 number (+ and 7 to 15 digits)",
+                i + 1
+            ));
+            continue;
+        }
+        let code = entry.get("code").and_then(Value::as_str);
+        let valid_until = entry
+            .get("valid_until")
+            .and_then(Value::as_str)
+            .and_then(|t| {
+                OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok()
+            });
+        match (code, valid_until) {
+            (Some(code), Some(valid_until))
+                if (4..=10).contains(&code.len()) && code.bytes().all(|b| b.is_ascii_digit()) =>
+            {
+                numbers.insert(
+                    number.clone(),
+                    TestNumber {
+                        code: SecretString::from(code.to_owned()),
+                        valid_until,
+                    },
+                );
+            }
+            _ => problems.push(format!(
+                "{NAME}: entry {} needs a code of 4 to 10 digits and an RFC 3339 valid_until",
+                i + 1
+            )),
+        }
+    }
+    numbers
 }
 
 #[derive(Debug)]
@@ -92,6 +189,7 @@ impl Secrets {
         };
         let app_signatures = string_list("app_signatures");
         let service_api_key_hashes = string_list("service_api_key_hashes");
+        let test_numbers = parse_test_numbers(map.get("TEST_PHONE_NUMBERS"), &mut problems);
 
         if token_signing_key
             .as_ref()
@@ -128,6 +226,7 @@ impl Secrets {
                 token_signing_key: key.into(),
                 code_hashing_key: code_hashing_key.map(SecretString::from),
                 service_api_key_hashes,
+                test_numbers,
             }),
             _ => Err(malformed(problems)),
         }
@@ -354,6 +453,31 @@ mod tests {
         assert!(err.contains("app_signatures must be an array"), "{err}");
         assert!(err.contains("given together"), "{err}");
         assert!(!err.contains("short-secret-value"), "{err}");
+    }
+
+    #[test]
+    fn test_numbers_parse_from_an_object_or_a_string_and_expire() {
+        let entry = r#"{"+15555550100":{"code":"123456","valid_until":"2030-01-01T00:00:00Z"}}"#;
+        let as_object = format!(r#"{{"token_signing_key":"{KEY}","TEST_PHONE_NUMBERS":{entry}}}"#);
+        let as_string = serde_json::json!({"token_signing_key": KEY, "TEST_PHONE_NUMBERS": entry});
+        for text in [as_object, as_string.to_string()] {
+            let s = Secrets::parse("id", &text).unwrap();
+            let before = OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap();
+            let after = OffsetDateTime::from_unix_timestamp(1_900_000_000).unwrap();
+            assert_eq!(
+                s.test_number("+1 (555) 555-0100", before).unwrap().0,
+                "+15555550100"
+            );
+            assert!(s.test_number("+15555550100", after).is_none());
+            assert!(s.test_number("+15555550101", before).is_none());
+            assert!(!format!("{s:?}").contains("123456"));
+        }
+        let bad = format!(
+            r#"{{"token_signing_key":"{KEY}","TEST_PHONE_NUMBERS":{{"5550100":{{"code":"1"}},
+               "+15555550100":{{"code":"12ab","valid_until":"soon"}}}}}}"#
+        );
+        let err = Secrets::parse("id", &bad).unwrap_err().to_string();
+        assert!(err.contains("entry 1") && err.contains("entry 2"), "{err}");
     }
 
     #[test]

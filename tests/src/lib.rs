@@ -46,6 +46,8 @@ const TEST_DEFAULTS: &[(&str, &str)] = &[
     ("REQUEST_COOLDOWN_SECONDS", "0"),
     ("SMS_FROM_NUMBERS", "+14155550100,+14155550101"),
     ("MAX_SMS_PER_RECIPIENT_PER_HOUR", "1000"),
+    ("CODE_RESEND_COOLDOWN_SECONDS", "0"),
+    ("MAX_CODE_SENDS_PER_PHONE_PER_HOUR", "100"),
 ];
 
 /// The configuration of the stack's environment, with test defaults and `overrides`.
@@ -111,6 +113,14 @@ impl Phone {
             .collect()
     }
 
+    /// The verification code of the newest message to `to` (as the phone would show it).
+    pub fn code_sent_to(&self, to: &PhoneNumber) -> Option<String> {
+        self.messages_to(to)
+            .into_iter()
+            .rev()
+            .find_map(|m| m.one_time_code)
+    }
+
     pub fn delay_messages(&self, delay: std::time::Duration) {
         *self.message_delay.lock().unwrap() = delay;
     }
@@ -158,6 +168,7 @@ pub fn secrets_with(extra: Value) -> Arc<shared::secrets::SecretsCache> {
         "token_signing_key": "test-signing-key-test-signing-key-42",
         "app_signatures": [APP_SIGNATURE],
         "service_api_key_hashes": [shared::auth::hash_api_key(SERVICE_KEY)],
+        "code_hashing_key": "test-code-hashing-key-test-code-hashing",
     });
     if let (Some(base), Value::Object(extra)) = (text.as_object_mut(), extra) {
         base.extend(extra);
@@ -444,6 +455,24 @@ impl TestApp {
         .await
     }
 
+    /// `POST /sms/verify/start` for `phone` with the app signature and `extra` fields.
+    pub async fn start_code(&self, phone: &str, extra: Value) -> Reply {
+        let mut body = serde_json::json!({"phone_number": phone, "app_signature": APP_SIGNATURE});
+        if let (Some(body), Value::Object(extra)) = (body.as_object_mut(), extra) {
+            body.extend(extra);
+        }
+        self.post("/sms/verify/start", &body).await
+    }
+
+    /// `POST /sms/verify/check`.
+    pub async fn check_code(&self, phone: &str, code: &str, verification: Option<&str>) -> Reply {
+        let mut body = serde_json::json!({"phone_number": phone, "code": code});
+        if let Some(id) = verification {
+            body["verification_id"] = Value::from(id);
+        }
+        self.post("/sms/verify/check", &body).await
+    }
+
     /// Asserts that `phone` was never called and has no session.
     pub async fn assert_untouched(&self, phone: &PhoneNumber) {
         assert_eq!(self.phone.calls_to(phone), 0, "{phone} was called");
@@ -454,6 +483,39 @@ impl TestApp {
             .await
             .unwrap();
         assert!(sessions.is_empty(), "{phone} has a session");
+    }
+}
+
+/// Everything logged on this thread while the guard lives (the tests' runtimes are
+/// single-threaded, so the API's tasks log here too).
+#[derive(Clone, Default)]
+pub struct LogCapture(Arc<Mutex<Vec<u8>>>);
+
+impl LogCapture {
+    pub fn start() -> (LogCapture, impl Drop) {
+        let captured = LogCapture::default();
+        let writer = captured.clone();
+        let subscriber = lambda_http::tracing::subscriber::fmt()
+            .with_max_level(lambda_http::tracing::Level::DEBUG)
+            .with_writer(move || writer.clone())
+            .finish();
+        let guard =
+            lambda_http::tracing::subscriber::util::SubscriberInitExt::set_default(subscriber);
+        (captured, guard)
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+impl std::io::Write for LogCapture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::clock::{Clock, rfc3339};
 use crate::config::Config;
-use crate::guard::check_destination;
+use crate::guard::{check_app_signature, check_destination};
 use crate::http::{
     ApiError, Endpoint, ErrorCode, OUTAGE_RETRY_AFTER_SECS, Route, client_ip, json, json_body,
     public_base_url,
@@ -49,9 +49,6 @@ struct Accepted {
 
 /// How long a client waits when the pool has no active number (an operator must act).
 const NO_POOL_RETRY_AFTER_SECS: u64 = 60;
-
-/// The longest app signature looked at; Android's SMS Retriever hashes are 11 characters.
-const MAX_SIGNATURE_LEN: usize = 256;
 
 impl Endpoint for RequestEndpoint {
     const NAME: &'static str = "request";
@@ -167,19 +164,7 @@ impl RequestEndpoint {
     /// takes anything from the rate limits.
     async fn check_app_signature(&self, signature: Option<&str>) -> Result<(), ApiError> {
         let secrets = self.secrets.get().await?;
-        if !self.config.require_app_signature {
-            return Ok(());
-        }
-        let Some(signature) = signature else {
-            return Err(ApiError::field("app_signature", "is required"));
-        };
-        if signature.len() > MAX_SIGNATURE_LEN || !secrets.allows_app_signature(signature) {
-            return Err(ApiError::refused(
-                ErrorCode::AppSignatureRejected,
-                "the app signature is not allowed",
-            ));
-        }
-        Ok(())
+        check_app_signature(&self.config, &secrets, signature).map(|_| ())
     }
 
     /// Places the call. Once the provider has it, the answer is 202 whatever happens next:

@@ -26,6 +26,8 @@ pub enum ApiError {
     UnsupportedMediaType,
     #[error("the caller ID does not match the call")]
     CallerIdMismatch { attempts_remaining: u32 },
+    #[error("the code is not the one sent")]
+    CodeMismatch { attempts_remaining: u32 },
     #[error("too many requests ({limit}); retry after {retry_after_secs} s")]
     RateLimited {
         limit: &'static str,
@@ -101,6 +103,7 @@ impl ApiError {
             ApiError::PayloadTooLarge { .. } => ErrorCode::PayloadTooLarge,
             ApiError::UnsupportedMediaType => ErrorCode::UnsupportedMediaType,
             ApiError::CallerIdMismatch { .. } => ErrorCode::CallerIdMismatch,
+            ApiError::CodeMismatch { .. } => ErrorCode::CodeMismatch,
             ApiError::RateLimited { .. } => ErrorCode::RateLimited,
             ApiError::AttemptsExhausted { .. } => ErrorCode::AttemptsExhausted,
             ApiError::MessageRejected { .. } => ErrorCode::MessageRejected,
@@ -143,7 +146,8 @@ impl ApiError {
             ApiError::InvalidField { field, .. } => {
                 body.insert("field".into(), json!(field));
             }
-            ApiError::CallerIdMismatch { attempts_remaining } => {
+            ApiError::CallerIdMismatch { attempts_remaining }
+            | ApiError::CodeMismatch { attempts_remaining } => {
                 body.insert("attempts_remaining".into(), json!(attempts_remaining));
             }
             ApiError::RateLimited { limit, .. } => {

@@ -1,11 +1,14 @@
-//! SMS: the `sms-send` endpoint, and the domain it shares with codes: bodies as carriers bill
+//! SMS: the `sms-send` and `sms-verify` endpoints, one-time codes, and the domain they share: bodies as carriers bill
 //! them (the encoding, GSM-7 when every character is in the GSM 03.38 alphabet or its
 //! extension table, UCS-2 otherwise, and the number of segments, as Twilio counts them),
 //! delivery statuses and message ids.
 
+pub mod code;
 mod send;
+mod verify;
 
 pub use send::{IDEMPOTENCY_KEY_LIFETIME, SmsSendEndpoint};
+pub use verify::SmsVerifyEndpoint;
 
 /// The longest body Twilio accepts, in characters.
 pub const MAX_BODY_CHARS: usize = 1600;

@@ -71,7 +71,7 @@ impl Outgoing {
     /// The request as the key remembers it: the same recipient, sender and body are the same
     /// request, however they were spelled.
     fn hash(&self) -> String {
-        let from = sender_label(&self.from);
+        let from = self.from.label();
         let canonical = serde_json::json!([self.to.as_str(), from, self.body]);
         hex::encode(Sha256::digest(canonical.to_string().as_bytes()))
     }
@@ -103,13 +103,6 @@ struct LogEntry {
     created_at: String,
     updated_at: String,
     history: Vec<HistoryEntry>,
-}
-
-fn sender_label(sender: &Sender) -> &str {
-    match sender {
-        Sender::Number(number) => number.as_str(),
-        Sender::MessagingService(sid) => sid,
-    }
 }
 
 impl Endpoint for SmsSendEndpoint {
@@ -234,11 +227,10 @@ impl SmsSendEndpoint {
     fn sender(&self, requested: Option<&str>) -> Result<Sender, ApiError> {
         let service = self.config.sms_messaging_service_sid.as_deref();
         let Some(requested) = requested else {
-            return match (service, self.config.sms_from_numbers.first()) {
-                (Some(sid), _) => Ok(Sender::MessagingService(sid.to_owned())),
-                (None, Some(number)) => Ok(Sender::Number(number.clone())),
-                (None, None) => Err(ApiError::Internal(anyhow::anyhow!("no sender configured"))),
-            };
+            return self
+                .config
+                .default_sms_sender()
+                .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("no sender configured")));
         };
         if is_sid(requested, "MG") && service == Some(requested) {
             return Ok(Sender::MessagingService(requested.to_owned()));
@@ -260,18 +252,12 @@ impl SmsSendEndpoint {
     /// the message to the provider.
     async fn send(&self, req: &Request, outgoing: &Outgoing) -> Result<Accepted, ApiError> {
         let now = self.clock.now();
-        let record = MessageRecord {
-            id: MessageId::random(),
-            to: outgoing.to.clone(),
-            from: sender_label(&outgoing.from).to_owned(),
-            status: MessageStatus::Queued,
-            provider_sid: None,
-            error_code: None,
-            segments: outgoing.segments,
-            created_at: now,
-            updated_at: now,
-            history: vec![(MessageStatus::Queued, now)],
-        };
+        let record = MessageRecord::queued(
+            outgoing.to.clone(),
+            outgoing.from.label(),
+            outgoing.segments,
+            now,
+        );
         let per_phone = [Quota {
             counter: "sms-recipient-hour",
             limit: Limit::RecipientPerHour,
@@ -304,6 +290,7 @@ impl SmsSendEndpoint {
                     MESSAGE_STATUS_CALLBACK.path, record.id
                 )
             }),
+            one_time_code: None,
         };
         let id = record.id;
         match self.telephony.send_message(&message).await {

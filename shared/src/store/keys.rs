@@ -49,6 +49,19 @@ pub fn session_gsi_sk(created_millis: i64, id: &SessionId) -> String {
 }
 pub const SESSION_GSI_SK_PREFIX: &str = "SESSION#";
 
+/// A phone's current code verification (`sms-verify`): one per phone.
+pub fn code_pk(phone: &PhoneNumber) -> String {
+    format!("CODE#{phone}")
+}
+pub const CODE_SK: &str = "CODE";
+
+pub fn code_key(phone: &PhoneNumber) -> HashMap<String, AttributeValue> {
+    HashMap::from([
+        (PK.to_owned(), AttributeValue::S(code_pk(phone))),
+        (SK.to_owned(), AttributeValue::S(CODE_SK.to_owned())),
+    ])
+}
+
 pub fn limit_pk(scope: &str, subject: &str, window: i64) -> String {
     format!("LIMIT#{scope}#{subject}#{window}")
 }

@@ -48,6 +48,24 @@ pub struct MessageRecord {
     pub history: Vec<(MessageStatus, OffsetDateTime)>,
 }
 
+impl MessageRecord {
+    /// A new message, `queued` at `now`, before the provider has it.
+    pub fn queued(to: PhoneNumber, from: &str, segments: u32, now: OffsetDateTime) -> Self {
+        MessageRecord {
+            id: MessageId::random(),
+            to,
+            from: from.to_owned(),
+            status: MessageStatus::Queued,
+            provider_sid: None,
+            error_code: None,
+            segments,
+            created_at: now,
+            updated_at: now,
+            history: vec![(MessageStatus::Queued, now)],
+        }
+    }
+}
+
 fn history_entry(status: MessageStatus, at: OffsetDateTime) -> AttributeValue {
     AttributeValue::M(HashMap::from([
         (STATUS.to_owned(), s(status.as_str())),

@@ -6,6 +6,7 @@
 //! for a failed condition, the unpacking of a cancelled transaction, and the paging loop.
 
 pub mod calls;
+pub mod codes;
 pub mod idempotency;
 mod item;
 pub mod keys;
@@ -22,6 +23,7 @@ use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{CancellationReason, TransactWriteItem};
 
 pub use calls::Calls;
+pub use codes::Codes;
 pub use idempotency::Idempotency;
 pub use item::Item;
 pub use messages::Messages;
@@ -220,6 +222,10 @@ impl Store {
 
     pub fn messages(&self) -> Messages {
         Messages(self.clone())
+    }
+
+    pub fn codes(&self) -> Codes {
+        Codes(self.clone())
     }
 
     /// Runs a transaction. One that lost a race with another transaction on the same items

@@ -29,6 +29,8 @@ const UNTIL: &str = "until";
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Limit {
     PhonePerDay,
+    /// Codes sent to one phone this hour (`sms-verify`).
+    PhonePerHour,
     /// Messages to one recipient this hour (`sms-send`'s resend-flood throttle).
     RecipientPerHour,
     IpPerHour,
@@ -47,6 +49,7 @@ impl Limit {
     pub fn as_str(self) -> &'static str {
         match self {
             Limit::PhonePerDay => "phone_per_day",
+            Limit::PhonePerHour => "phone_per_hour",
             Limit::RecipientPerHour => "recipient_per_hour",
             Limit::IpPerHour => "ip_per_hour",
             Limit::Cooldown => "cooldown",
@@ -110,8 +113,9 @@ pub struct Quota {
 /// The limits one request must fit in.
 #[derive(Debug, Clone)]
 pub struct Allowance<'a> {
-    /// The scope of the IP counter and the cooldown (`flash` for flash calls, `sms` for
-    /// codes), so that two kinds of verification keep separate ones.
+    /// The scope of the cooldown (`flash` for flash calls, `sms` for codes): an app that
+    /// falls back from a flash call to a code is not held up by the call's cooldown. The IP
+    /// counter is one for every channel.
     pub scope: &'static str,
     pub phone: &'a PhoneNumber,
     /// The phone's counters, in the order a refusal names them.
@@ -131,6 +135,14 @@ pub struct Exceeded {
     pub limit: Limit,
     /// Whole seconds until a retry can succeed (at least 1).
     pub retry_after_secs: u64,
+}
+
+/// What an allowance took, to give back when the request's send did not happen
+/// ([`Limits::give_back`]).
+#[derive(Debug, Clone, Default)]
+pub struct Taken {
+    counters: Vec<String>,
+    cooldown: Option<(String, OffsetDateTime)>,
 }
 
 /// A fixed window of `len` seconds: its index and its end.
@@ -193,33 +205,31 @@ impl Limits {
         a: &Allowance<'_>,
         now: OffsetDateTime,
         with: Vec<TransactWriteItem>,
-    ) -> Result<Result<(), Exceeded>, StoreError> {
+    ) -> Result<Result<Taken, Exceeded>, StoreError> {
         let mut limits = Vec::new();
         let mut items = Vec::new();
+        let mut taken = Taken::default();
         let day = Window::containing(now, DAY);
         let hour = Window::containing(now, HOUR);
 
         for quota in a.per_phone {
             let window = Window::containing(now, quota.period.secs());
-            items.push(self.counter(
-                keys::limit_pk(quota.counter, a.phone.as_str(), window.index),
-                quota.max,
-                window.end,
-            )?);
+            let pk = keys::limit_pk(quota.counter, a.phone.as_str(), window.index);
+            items.push(self.counter(pk.clone(), quota.max, window.end)?);
+            taken.counters.push(pk);
             limits.push((quota.limit, window.end));
         }
 
         if let Some(ip) = a.ip {
-            items.push(self.counter(
-                keys::limit_pk(&format!("{}-ip-hour", a.scope), ip, hour.index),
-                a.per_ip_per_hour,
-                hour.end,
-            )?);
+            let pk = keys::limit_pk("ip-hour", ip, hour.index);
+            items.push(self.counter(pk.clone(), a.per_ip_per_hour, hour.end)?);
+            taken.counters.push(pk);
             limits.push((Limit::IpPerHour, hour.end));
         }
 
         if !a.cooldown.is_zero() {
             let until = now + a.cooldown;
+            taken.cooldown = Some((keys::cooldown_pk(a.phone, a.scope), until));
             let put = Put::builder()
                 .table_name(self.table())
                 .item(PK, s(keys::cooldown_pk(a.phone, a.scope)))
@@ -264,18 +274,16 @@ impl Limits {
                 ),
             ];
             for (limit, subject, max) in counters {
-                items.push(self.counter(
-                    keys::limit_pk("sends-hour", &subject, hour.index),
-                    max,
-                    hour.end,
-                )?);
+                let pk = keys::limit_pk("sends-hour", &subject, hour.index);
+                items.push(self.counter(pk.clone(), max, hour.end)?);
+                taken.counters.push(pk);
                 limits.push((limit, hour.end));
             }
         }
 
         items.extend(with);
         let Err(cancelled) = self.transact(items).await? else {
-            return Ok(Ok(()));
+            return Ok(Ok(taken));
         };
         for (i, (limit, lifts_at)) in limits.iter().enumerate() {
             if !cancelled.condition_failed(i) {
@@ -292,6 +300,47 @@ impl Limits {
             }));
         }
         Err(cancelled.into_error())
+    }
+
+    /// Gives back what [`Limits::take_allowance`] took, with `with` (the request's own undo,
+    /// such as deleting what it wrote) in the same transaction: for a request whose send never
+    /// happened (the provider refused or was down). Each counter goes down by one, never below
+    /// zero; the cooldown is lifted only if it is still the one this request set.
+    pub async fn give_back(
+        &self,
+        taken: &Taken,
+        with: Vec<TransactWriteItem>,
+    ) -> Result<(), StoreError> {
+        let mut items = Vec::new();
+        for pk in &taken.counters {
+            let update = Update::builder()
+                .table_name(self.table())
+                .key(PK, s(pk.as_str()))
+                .key(SK, s(keys::LIMIT_SK))
+                .update_expression("SET #count = #count - :one")
+                .condition_expression("#count > :zero")
+                .expression_attribute_names("#count", COUNT)
+                .expression_attribute_values(":one", n(1))
+                .expression_attribute_values(":zero", n(0))
+                .build()?;
+            items.push(TransactWriteItem::builder().update(update).build());
+        }
+        if let Some((pk, until)) = &taken.cooldown {
+            let delete = aws_sdk_dynamodb::types::Delete::builder()
+                .table_name(self.table())
+                .key(PK, s(pk.as_str()))
+                .key(SK, s(keys::COOLDOWN_SK))
+                .condition_expression("#until = :until")
+                .expression_attribute_names("#until", UNTIL)
+                .expression_attribute_values(":until", millis_av(*until))
+                .build()?;
+            items.push(TransactWriteItem::builder().delete(delete).build());
+        }
+        items.extend(with);
+        match self.transact(items).await? {
+            Ok(()) => Ok(()),
+            Err(cancelled) => Err(cancelled.into_error()),
+        }
     }
 
     /// Counts one failed verification of `phone` today, unless the phone is at `cap` already:

@@ -4,6 +4,7 @@
 mod configured;
 mod logging;
 mod twilio;
+mod verify;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -12,6 +13,7 @@ use std::time::Duration;
 pub use configured::ConfiguredGateway;
 pub use logging::{LoggingGateway, MAGIC_RECIPIENTS, is_loopback_url, magic_refusal};
 pub use twilio::TwilioGateway;
+pub use verify::{CheckOutcome, StartedVerification, TwilioVerify};
 
 use crate::http::Route;
 use crate::phone::PhoneNumber;
@@ -52,6 +54,16 @@ pub enum Sender {
     MessagingService(String),
 }
 
+impl Sender {
+    /// The number in E.164, or the Messaging Service SID: how the log names the sender.
+    pub fn label(&self) -> &str {
+        match self {
+            Sender::Number(number) => number.as_str(),
+            Sender::MessagingService(sid) => sid,
+        }
+    }
+}
+
 /// One SMS to send.
 #[derive(Debug, Clone)]
 pub struct OutgoingMessage {
@@ -60,6 +72,9 @@ pub struct OutgoingMessage {
     pub body: String,
     /// Where the provider posts the message's status changes.
     pub status_callback: Option<String>,
+    /// The verification code the body carries, for the logging gateway's log line only (it
+    /// stands in for the phone locally); the provider is sent the body alone.
+    pub one_time_code: Option<String>,
 }
 
 /// What the provider made of a message it took.

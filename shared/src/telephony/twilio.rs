@@ -100,13 +100,29 @@ impl TwilioGateway {
         })
     }
 
-    /// POSTs a form to an account resource. Only a request that never reached Twilio (no
-    /// connection) is sent again, and a 5xx or 429, which Twilio answers without creating
-    /// anything: a timeout may have created the call or the message, and a second POST would
-    /// ring the phone or text it twice.
+    /// POSTs a form to an account resource (`Calls.json`, `Messages.json`).
     async fn post_form<T: serde::de::DeserializeOwned>(
         &self,
         resource: &str,
+        form: &[(&str, &str)],
+    ) -> Result<T, TelephonyError> {
+        let base = &self.base_url;
+        self.post(
+            resource,
+            |account| format!("{base}/2010-04-01/Accounts/{account}/{resource}"),
+            form,
+        )
+        .await
+    }
+
+    /// POSTs a form to `url(account SID)` with the account's credentials. Only a request that
+    /// never reached Twilio (no connection) is sent again, and a 5xx or 429, which Twilio
+    /// answers without creating anything: a timeout may have created the call or the message,
+    /// and a second POST would ring the phone or text it twice.
+    pub(crate) async fn post<T: serde::de::DeserializeOwned>(
+        &self,
+        resource: &str,
+        url: impl FnOnce(&str) -> String,
         form: &[(&str, &str)],
     ) -> Result<T, TelephonyError> {
         let secrets = self
@@ -119,10 +135,7 @@ impl TwilioGateway {
                 "no Twilio credentials in the secret".into(),
             ));
         };
-        let url = format!(
-            "{}/2010-04-01/Accounts/{}/{resource}",
-            self.base_url, creds.account_sid
-        );
+        let url = url(&creds.account_sid);
         let mut attempt = 0;
         loop {
             let outcome = self

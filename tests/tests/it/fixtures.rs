@@ -145,6 +145,28 @@ async fn every_fixture_event_gets_its_documented_answer() {
         ),
         ("sms-get.json", 404, Some("message_not_found")),
         ("sms-get-malformed-id.json", 400, Some("invalid_field")),
+        ("sms-verify-start.json", 202, None),
+        (
+            "sms-verify-start-unknown-field.json",
+            400,
+            Some("invalid_field"),
+        ),
+        (
+            "sms-verify-start-invalid-phone.json",
+            400,
+            Some("invalid_field"),
+        ),
+        ("sms-verify-check.json", 404, Some("verification_not_found")),
+        (
+            "sms-verify-check-non-digit-code.json",
+            400,
+            Some("invalid_field"),
+        ),
+        (
+            "sms-verify-check-malformed-id.json",
+            400,
+            Some("invalid_field"),
+        ),
         // Signed with the local webhook token; its message is unknown: answered, ignored.
         ("twilio-message-callback.json", 200, None),
         // Signed for another URL (the voice route's).

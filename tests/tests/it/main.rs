@@ -13,6 +13,8 @@ mod phone_parity;
 mod rate_limits;
 mod signatures;
 mod sms_send;
+mod sms_verify;
+mod sms_verify_delegated;
 mod template;
 mod twilio;
 mod webhook;

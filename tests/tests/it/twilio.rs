@@ -225,30 +225,9 @@ async fn a_request_whose_call_twilio_cannot_place_is_a_503_with_the_session_fail
     assert_eq!(sessions[0].state, SessionState::Failed);
 }
 
-/// Every log line, written as the functions write them (`tracing`'s formatter), captured.
-#[derive(Clone, Default)]
-struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[tokio::test]
 async fn no_log_line_of_a_flash_call_or_a_twilio_error_holds_a_full_phone_number() {
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = lambda_http::tracing::subscriber::fmt()
-        .with_max_level(lambda_http::tracing::Level::DEBUG)
-        .with_writer(move || writer.clone())
-        .finish();
-    // This test's thread only (its runtime is single-threaded, so the API's tasks log here).
-    let _guard = lambda_http::tracing::subscriber::util::SubscriberInitExt::set_default(subscriber);
+    let (captured, _guard) = tests::LogCapture::start();
 
     let twilio = MockServer::start().await;
     let callee = random_phone();
@@ -304,7 +283,7 @@ async fn no_log_line_of_a_flash_call_or_a_twilio_error_holds_a_full_phone_number
         .await;
     assert_eq!(refused_sms.status, 422, "{}", refused_sms.body);
 
-    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let logs = captured.text();
     assert!(
         logs.contains("phone verified"),
         "the run was logged: {logs}"
@@ -337,6 +316,7 @@ fn message(from: shared::telephony::Sender) -> shared::telephony::OutgoingMessag
         from,
         body: "Your code is 123456".into(),
         status_callback: Some("https://api.example.com/webhooks/twilio/messages".into()),
+        one_time_code: None,
     }
 }
 

@@ -1,0 +1,190 @@
+//! `POST /sms/verify/check`: one conditional update per check, counted toward the phone's
+//! failure cap; the right code closes the verification in the same write, so one code yields
+//! at most one success.
+
+use lambda_http::http::StatusCode;
+use lambda_http::{Body, Request, Response};
+use secrecy::ExposeSecret;
+use serde::Serialize;
+use time::OffsetDateTime;
+
+use super::{
+    CheckBody, SmsVerifyEndpoint, Subject, phone_locked, refusal, telephony_unavailable,
+    verify_error,
+};
+use crate::clock::rfc3339;
+use crate::http::{ApiError, OUTAGE_RETRY_AFTER_SECS, json, json_body};
+use crate::phone::PhoneNumber;
+use crate::secrets::Secrets;
+use crate::session::Refusal;
+use crate::sms::code::{
+    CodeMethod, CodeState, CodeVerification, VerificationId, check_code_format, code_hash, same,
+};
+use crate::store::rate_limits::seconds_to_day_end;
+use crate::store::sessions::MatchRefused;
+use crate::telephony::CheckOutcome;
+use crate::token::{self, TOKEN_TYPE};
+
+#[derive(Debug, Serialize)]
+struct Verified {
+    verified: bool,
+    phone_number: String,
+    verification_id: VerificationId,
+    verified_at: String,
+    access_token: String,
+    token_type: &'static str,
+    expires_in: u64,
+}
+
+impl SmsVerifyEndpoint {
+    pub(super) async fn check(&self, req: &Request) -> Result<Response<Body>, ApiError> {
+        let body: CheckBody = json_body(req)?;
+        let secrets = self.secrets.get().await?;
+        let now = self.clock.now();
+        let subject = Subject::resolve(&secrets, &body.phone_number, now)?;
+        let length = match &subject {
+            Subject::TestNumber(phone) => secrets
+                .test_number(phone.as_str(), now)
+                .map_or(0, |(_, t)| t.code.expose_secret().len()),
+            Subject::Phone(_) => self.config.codes.length as usize,
+        };
+        check_code_format(&body.code, length)?;
+        let phone = subject.phone();
+        let max = self.config.codes.max_checks;
+
+        let Some(read) = self.codes.current(phone).await? else {
+            return Err(refusal(Refusal::NotFound));
+        };
+        if let Some(refused) = read.refusal(body.verification_id.as_ref(), now, max) {
+            return Err(refusal(refused));
+        }
+        let right = self.is_right(&secrets, &read, &body.code, now).await?;
+        let cap = self.config.max_failed_verifications_per_phone_per_day;
+        if !right {
+            let counted = self
+                .codes
+                .count_wrong(&read, now, max)
+                .await?
+                .map_err(refusal)?;
+            // Past the phone's cap the answer is the same for a right and a wrong code.
+            if let Err(exceeded) = self.limits.count_failure(phone, cap, now).await? {
+                tracing::info!(verification_id = %read.id, "phone locked: failed verifications at the daily cap");
+                return Err(phone_locked(exceeded.retry_after_secs));
+            }
+            tracing::info!(verification_id = %read.id, checks = counted.checks, "wrong code");
+            return Err(ApiError::CodeMismatch {
+                attempts_remaining: counted.checks_remaining(max),
+            });
+        }
+        let lock = self.limits.failure_lock_check(phone, cap, now)?;
+        let verified = match self.codes.record_success(&read, now, max, lock).await? {
+            Ok(verified) => verified,
+            Err(MatchRefused::Session(refused)) => return Err(refusal(refused)),
+            Err(MatchRefused::PhoneLocked) => return Err(phone_locked(seconds_to_day_end(now))),
+        };
+        self.verified(&secrets, &verified, now)
+    }
+
+    /// Whether `code` is the verification's: against its keyed hash, a test number's fixed
+    /// code, or Twilio Verify's answer. Each comparison takes the same time wherever the
+    /// strings differ.
+    async fn is_right(
+        &self,
+        secrets: &Secrets,
+        read: &CodeVerification,
+        code: &str,
+        now: OffsetDateTime,
+    ) -> Result<bool, ApiError> {
+        match &read.method {
+            CodeMethod::Hashed { hash } => {
+                let Some(key) = secrets.code_hashing_key.as_ref() else {
+                    return Err(ApiError::Internal(anyhow::anyhow!(
+                        "the secret has no code_hashing_key"
+                    )));
+                };
+                let candidate =
+                    code_hash(key.expose_secret().as_bytes(), &read.phone, &read.id, code)
+                        .ok_or_else(|| {
+                            ApiError::Internal(anyhow::anyhow!("the code could not be hashed"))
+                        })?;
+                Ok(same(&candidate, hash))
+            }
+            CodeMethod::TestNumber => {
+                // The number stopped being a test number (valid_until passed, or removed).
+                let Some((_, test)) = secrets.test_number(read.phone.as_str(), now) else {
+                    return Err(refusal(Refusal::Expired));
+                };
+                tracing::info!(verification_id = %read.id, test_number = true, "test number checked");
+                Ok(same(code, test.code.expose_secret()))
+            }
+            CodeMethod::Delegated { provider_sid } => {
+                let Some(verify) = &self.verify else {
+                    tracing::error!("a delegated verification, but VERIFY_SERVICE_SID is unset");
+                    return Err(telephony_unavailable(OUTAGE_RETRY_AFTER_SECS));
+                };
+                match verify
+                    .check(&read.phone, provider_sid.as_deref(), code)
+                    .await
+                {
+                    Ok(CheckOutcome::Approved) => Ok(true),
+                    Ok(CheckOutcome::Pending) => Ok(false),
+                    Ok(CheckOutcome::Closed) => Err(refusal(Refusal::Expired)),
+                    Err(error) if error.provider_code() == Some(20404) => {
+                        Err(self.closed_by_verify(&read.phone, read, now).await)
+                    }
+                    Err(error) => {
+                        tracing::warn!(%error, verification_id = %read.id, "Twilio Verify did not check the code");
+                        Err(verify_error(&error, "code"))
+                    }
+                }
+            }
+        }
+    }
+
+    /// Verify no longer knows the verification (20404): it was approved by a concurrent check
+    /// (then ours says so), or it expired or was closed on Verify's side.
+    async fn closed_by_verify(
+        &self,
+        phone: &PhoneNumber,
+        read: &CodeVerification,
+        now: OffsetDateTime,
+    ) -> ApiError {
+        let max = self.config.codes.max_checks;
+        match self.codes.current(phone).await {
+            Ok(Some(current)) => match current.refusal(Some(&read.id), now, max) {
+                Some(refused) => refusal(refused),
+                None => refusal(Refusal::Expired),
+            },
+            Ok(None) => refusal(Refusal::NotFound),
+            Err(error) => error.into(),
+        }
+    }
+
+    fn verified(
+        &self,
+        secrets: &Secrets,
+        v: &CodeVerification,
+        now: OffsetDateTime,
+    ) -> Result<Response<Body>, ApiError> {
+        debug_assert_eq!(v.state, CodeState::Verified);
+        let issued = token::issue(
+            secrets,
+            &self.config,
+            &v.phone,
+            &v.id.to_string(),
+            "sms",
+            now,
+        )?;
+        tracing::info!(verification_id = %v.id, phone = %v.phone.masked(), "phone verified by code");
+        let verified = Verified {
+            verified: true,
+            phone_number: v.phone.as_str().to_owned(),
+            verification_id: v.id,
+            verified_at: rfc3339(v.verified_at.unwrap_or(now)),
+            access_token: issued.token,
+            token_type: TOKEN_TYPE,
+            expires_in: issued.expires_in,
+        };
+        Ok(json(StatusCode::OK, &verified))
+    }
+}

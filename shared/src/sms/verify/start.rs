@@ -1,0 +1,331 @@
+//! `POST /sms/verify/start`: the checks of `/auth/request`, the guard (its counters shared
+//! with flash calls), a new code that replaces the phone's last one, and the SMS.
+
+use lambda_http::http::StatusCode;
+use lambda_http::{Body, Request, Response};
+use secrecy::ExposeSecret;
+use serde::Serialize;
+use time::OffsetDateTime;
+
+use super::{
+    SmsVerifyEndpoint, StartBody, Subject, check_locale, telephony_unavailable, verify_error,
+};
+use crate::clock::rfc3339;
+use crate::guard::{check_app_signature, check_destination};
+use crate::http::{ApiError, OUTAGE_RETRY_AFTER_SECS, client_ip, json, json_body, public_base_url};
+use crate::phone::PhoneNumber;
+use crate::secrets::Secrets;
+use crate::sms::code::{
+    CodeMethod, CodeState, CodeVerification, VerificationId, code_hash, is_app_hash, message_text,
+    random_code,
+};
+use crate::sms::segments;
+use crate::store::messages::MessageRecord;
+use crate::store::rate_limits::{Allowance, Limit, Period, Quota, Taken};
+use crate::telephony::{MESSAGE_STATUS_CALLBACK, OutgoingMessage, TelephonyError};
+
+#[derive(Debug, Serialize)]
+struct Started {
+    verification_id: VerificationId,
+    expires_at: String,
+    resend_after: String,
+    channel: &'static str,
+}
+
+/// A start that passed the checks: what the guard counts and the provider is asked to send.
+struct Start<'a> {
+    phone: PhoneNumber,
+    locale: Option<&'a str>,
+    app_hash: Option<&'a str>,
+}
+
+impl SmsVerifyEndpoint {
+    pub(super) async fn start(&self, req: &Request) -> Result<Response<Body>, ApiError> {
+        let body: StartBody = json_body(req)?;
+        check_locale(body.locale.as_deref())?;
+        // The secret first: a start that cannot be served (Secrets Manager down) takes nothing.
+        let secrets = self.secrets.get().await?;
+        let now = self.clock.now();
+        let subject = Subject::resolve(&secrets, &body.phone_number, now)?;
+        let signed = check_app_signature(&self.config, &secrets, body.app_signature.as_deref())?;
+        let phone = match subject {
+            Subject::TestNumber(phone) => return self.start_test_number(phone, now).await,
+            Subject::Phone(phone) => phone,
+        };
+        check_destination(&self.config, &phone)?;
+        let app_hash = body
+            .app_signature
+            .as_deref()
+            .filter(|s| signed && is_app_hash(s));
+        let start = Start {
+            phone,
+            locale: body.locale.as_deref(),
+            app_hash,
+        };
+        let verification = match &self.verify {
+            None => self.start_with_our_code(req, &secrets, &start, now).await?,
+            Some(_) => self.start_delegated(req, &start, now).await?,
+        };
+        Ok(self.started(&verification))
+    }
+
+    fn started(&self, v: &CodeVerification) -> Response<Body> {
+        let started = Started {
+            verification_id: v.id,
+            expires_at: rfc3339(v.expires_at),
+            resend_after: rfc3339(v.created_at + self.config.codes.resend_cooldown),
+            channel: "sms",
+        };
+        json(StatusCode::ACCEPTED, &started)
+    }
+
+    fn new_verification(
+        &self,
+        phone: PhoneNumber,
+        method: CodeMethod,
+        now: OffsetDateTime,
+    ) -> CodeVerification {
+        CodeVerification {
+            id: VerificationId::random(),
+            phone,
+            method,
+            state: CodeState::Pending,
+            checks: 0,
+            created_at: now,
+            expires_at: now + self.config.codes.validity,
+            verified_at: None,
+            message_id: None,
+        }
+    }
+
+    /// A test number: no guard (nothing is sent, nothing costs), no SMS; its fixed code is
+    /// read from the secret at each check.
+    async fn start_test_number(
+        &self,
+        phone: PhoneNumber,
+        now: OffsetDateTime,
+    ) -> Result<Response<Body>, ApiError> {
+        let verification = self.new_verification(phone, CodeMethod::TestNumber, now);
+        self.codes
+            .transact(vec![self.codes.replace(&verification)?])
+            .await?
+            .map_err(|cancelled| cancelled.into_error())?;
+        tracing::info!(
+            verification_id = %verification.id,
+            phone = %verification.phone.masked(),
+            test_number = true,
+            "code verification started for a test number: no SMS sent"
+        );
+        Ok(self.started(&verification))
+    }
+
+    /// Takes the guard's allowance with `writes` in its transaction.
+    async fn take_allowance(
+        &self,
+        req: &Request,
+        phone: &PhoneNumber,
+        now: OffsetDateTime,
+        writes: Vec<aws_sdk_dynamodb::types::TransactWriteItem>,
+    ) -> Result<Taken, ApiError> {
+        let codes = &self.config.codes;
+        let per_phone = [
+            // One daily allowance for both channels: the flash call's counter.
+            Quota {
+                counter: "flash-phone-day",
+                limit: Limit::PhonePerDay,
+                max: self.config.max_requests_per_phone_per_day,
+                period: Period::Day,
+            },
+            Quota {
+                counter: "code-sends-hour",
+                limit: Limit::PhonePerHour,
+                max: codes.max_sends_per_phone_per_hour,
+                period: Period::Hour,
+            },
+        ];
+        let ip = client_ip(req);
+        let allowance = Allowance {
+            scope: "sms",
+            phone,
+            per_phone: &per_phone,
+            ip: ip.as_deref(),
+            per_ip_per_hour: self.config.max_requests_per_ip_per_hour,
+            cooldown: codes.resend_cooldown,
+            sends: Some(self.config.send_budgets),
+            failure_cap: Some(self.config.max_failed_verifications_per_phone_per_day),
+        };
+        Ok(self
+            .limits
+            .take_allowance(&allowance, now, writes)
+            .await??)
+    }
+
+    /// Gives the allowance back and removes the verification: the code was never sent.
+    async fn undo(&self, taken: &Taken, v: &CodeVerification) {
+        let removal = match self.codes.remove(&v.phone, &v.id) {
+            Ok(removal) => removal,
+            Err(error) => {
+                tracing::error!(%error, "the removal of an unsent code could not be built");
+                return;
+            }
+        };
+        if let Err(error) = self.limits.give_back(taken, vec![removal]).await {
+            tracing::error!(%error, verification_id = %v.id, "the allowance of an unsent code could not be given back");
+        }
+    }
+
+    /// Our code: a CSPRNG's digits, stored as their keyed hash in the guard's transaction with
+    /// the message's log entry, then sent like any SMS.
+    async fn start_with_our_code(
+        &self,
+        req: &Request,
+        secrets: &Secrets,
+        start: &Start<'_>,
+        now: OffsetDateTime,
+    ) -> Result<CodeVerification, ApiError> {
+        let codes = &self.config.codes;
+        let Some(key) = secrets.code_hashing_key.as_ref() else {
+            return Err(ApiError::Internal(anyhow::anyhow!(
+                "the secret has no code_hashing_key"
+            )));
+        };
+        let Some(sender) = self.config.default_sms_sender() else {
+            return Err(ApiError::Internal(anyhow::anyhow!(
+                "no SMS sender configured"
+            )));
+        };
+        let code = random_code(codes.length);
+        let mut verification = self.new_verification(
+            start.phone.clone(),
+            CodeMethod::Hashed {
+                hash: String::new(),
+            },
+            now,
+        );
+        let hash = code_hash(
+            key.expose_secret().as_bytes(),
+            &start.phone,
+            &verification.id,
+            &code,
+        )
+        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("the code could not be hashed")))?;
+        verification.method = CodeMethod::Hashed { hash };
+        let text = message_text(
+            codes.templates.for_locale(start.locale),
+            &codes.app_name,
+            &code,
+            codes.otp_domain.as_deref(),
+            start.app_hash,
+        );
+        let record = MessageRecord::queued(
+            start.phone.clone(),
+            sender.label(),
+            segments(&text).count,
+            now,
+        );
+        verification.message_id = Some(record.id);
+        let writes = vec![
+            self.codes.replace(&verification)?,
+            self.messages.new_message(&record)?,
+        ];
+        let taken = self.take_allowance(req, &start.phone, now, writes).await?;
+
+        let base_url = public_base_url(req, self.config.public_base_url.as_deref());
+        let message = OutgoingMessage {
+            to: start.phone.clone(),
+            from: sender,
+            body: text,
+            status_callback: base_url.map(|base| {
+                format!(
+                    "{base}{}?message_id={}",
+                    MESSAGE_STATUS_CALLBACK.path, record.id
+                )
+            }),
+            one_time_code: Some(code),
+        };
+        match self.telephony.send_message(&message).await {
+            Ok(sent) => {
+                if let Err(error) = self.messages.record_accepted(&record.id, &sent.sid).await {
+                    tracing::error!(%error, message_id = %record.id, "the code was sent but its SID could not be stored");
+                }
+                tracing::info!(
+                    verification_id = %verification.id,
+                    message_id = %record.id,
+                    phone = %start.phone.masked(),
+                    "verification code sent"
+                );
+                Ok(verification)
+            }
+            Err(error) => {
+                tracing::warn!(%error, verification_id = %verification.id, phone = %start.phone.masked(), "verification code not sent");
+                if let Err(error) = self
+                    .messages
+                    .mark_failed(&record.id, error.provider_code(), self.clock.now())
+                    .await
+                {
+                    tracing::error!(%error, message_id = %record.id, "the message could not be marked failed");
+                }
+                self.undo(&taken, &verification).await;
+                Err(match error {
+                    TelephonyError::Rejected {
+                        status: 401 | 403, ..
+                    }
+                    | TelephonyError::Unavailable(_) => {
+                        telephony_unavailable(OUTAGE_RETRY_AFTER_SECS)
+                    }
+                    TelephonyError::Throttled { .. } => telephony_unavailable(1),
+                    TelephonyError::Rejected { code, .. } => ApiError::MessageRejected {
+                        message_id: record.id.to_string(),
+                        provider_error_code: code,
+                    },
+                })
+            }
+        }
+    }
+
+    /// Twilio Verify's code: our guard first, then Verify makes and sends the code; we keep
+    /// only Verify's SID and the verification's state.
+    async fn start_delegated(
+        &self,
+        req: &Request,
+        start: &Start<'_>,
+        now: OffsetDateTime,
+    ) -> Result<CodeVerification, ApiError> {
+        let Some(verify) = &self.verify else {
+            return Err(ApiError::Internal(anyhow::anyhow!("no Verify service")));
+        };
+        let verification = self.new_verification(
+            start.phone.clone(),
+            CodeMethod::Delegated { provider_sid: None },
+            now,
+        );
+        let writes = vec![self.codes.replace(&verification)?];
+        let taken = self.take_allowance(req, &start.phone, now, writes).await?;
+        match verify
+            .start(&start.phone, start.locale, start.app_hash)
+            .await
+        {
+            Ok(started) => {
+                if let Err(error) = self
+                    .codes
+                    .set_provider_sid(&start.phone, &verification.id, &started.sid)
+                    .await
+                {
+                    // Checks fall back to the phone number, which Verify also accepts.
+                    tracing::error!(%error, verification_id = %verification.id, "Verify's SID could not be stored");
+                }
+                tracing::info!(
+                    verification_id = %verification.id,
+                    phone = %start.phone.masked(),
+                    "verification code sent by Twilio Verify"
+                );
+                Ok(verification)
+            }
+            Err(error) => {
+                tracing::warn!(%error, verification_id = %verification.id, phone = %start.phone.masked(), "Twilio Verify did not send the code");
+                self.undo(&taken, &verification).await;
+                Err(verify_error(&error, "phone_number"))
+            }
+        }
+    }
+}
