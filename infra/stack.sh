@@ -87,14 +87,16 @@ install_tools() {
 moto_bin() { if [ -x "$STATE/venv/bin/moto_server" ]; then echo "$STATE/venv/bin/moto_server"; else command -v moto_server; fi; }
 
 start() { # name port command...
+  # Recorded by name and port: two stacks on other ports (dev beside tests) keep their own.
   local name=$1 port=$2; shift 2
+  local id="$name-$port"
   if port_open "$port"; then log "$name: already listening on 127.0.0.1:$port"; return 0; fi
   log "$name: starting on 127.0.0.1:$port"
-  nohup "$@" >"$STATE/logs/$name.log" 2>&1 &
+  nohup "$@" >"$STATE/logs/$id.log" 2>&1 &
   local pid=$!
-  echo "$pid" >"$STATE/pids/$name.pid"
-  STARTED+=("$name")
-  wait_port "$name" "$port" "$pid"
+  echo "$pid" >"$STATE/pids/$id.pid"
+  STARTED+=("$id")
+  wait_port "$id" "$port" "$pid"
 }
 
 up() {
@@ -116,7 +118,7 @@ up() {
   (cd "$ROOT" && cargo run -q -p devstack --bin stackctl -- bootstrap)
 }
 
-down() { # [NAME...]: those services, or every one `up` recorded
+down() { # [NAME-PORT...]: those services, or every one `up` recorded
   local files=("$STATE"/pids/*.pid)
   if [ $# -gt 0 ]; then files=(); for n in "$@"; do files+=("$STATE/pids/$n.pid"); done; fi
   for f in "${files[@]}"; do

@@ -583,6 +583,41 @@ mod tests {
     }
 
     #[test]
+    fn code_settings_have_the_documented_defaults_and_templates_are_checked() {
+        let c = Config::from_vars(vars(&[])).unwrap().codes;
+        assert_eq!(c.length, 6);
+        assert_eq!(c.validity, Duration::from_secs(600));
+        assert_eq!(c.resend_cooldown, Duration::from_secs(30));
+        assert_eq!(c.max_sends_per_phone_per_hour, 5);
+        assert_eq!(c.max_checks, 5);
+        assert!(c.otp_domain.is_none() && c.verify_service_sid.is_none());
+        assert_eq!(c.templates.for_locale(Some("fr")), DEFAULT_CODE_TEMPLATE);
+
+        let c = Config::from_vars(vars(&[
+            ("OTP_DOMAIN", "Acme.Example"),
+            ("CODE_MESSAGE_TEMPLATE_PT", "Seu código {app}: {code}"),
+            ("CODE_MESSAGE_TEMPLATE_PT_BR", "Código {app}: {code}"),
+            ("VERIFY_SERVICE_SID", "VA0123456789abcdef0123456789abcdef"),
+        ]))
+        .unwrap()
+        .codes;
+        assert_eq!(c.otp_domain.as_deref(), Some("acme.example"));
+        assert_eq!(c.templates.for_locale(Some("pt-BR")), "Código {app}: {code}");
+        assert_eq!(c.templates.for_locale(Some("pt-PT")), "Seu código {app}: {code}");
+        assert!(c.verify_service_sid.is_some());
+
+        let err = Config::from_vars(vars(&[
+            ("CODE_LENGTH", "3"),
+            ("CODE_MESSAGE_TEMPLATE", "no code here"),
+            ("CODE_MESSAGE_TEMPLATE_ES", "{code} {name}"),
+            ("OTP_DOMAIN", "https://acme.example/"),
+            ("VERIFY_SERVICE_SID", "MG0123456789abcdef0123456789abcdef"),
+        ]))
+        .unwrap_err();
+        assert_eq!(err.problems.len(), 5, "{err}");
+    }
+
+    #[test]
     fn lambda_is_detected_from_the_runtime_variables() {
         let c = Config::from_vars(vars(&[("AWS_LAMBDA_FUNCTION_NAME", "request")])).unwrap();
         assert!(c.in_lambda);
