@@ -602,8 +602,14 @@ mod tests {
         .unwrap()
         .codes;
         assert_eq!(c.otp_domain.as_deref(), Some("acme.example"));
-        assert_eq!(c.templates.for_locale(Some("pt-BR")), "Código {app}: {code}");
-        assert_eq!(c.templates.for_locale(Some("pt-PT")), "Seu código {app}: {code}");
+        assert_eq!(
+            c.templates.for_locale(Some("pt-BR")),
+            "Código {app}: {code}"
+        );
+        assert_eq!(
+            c.templates.for_locale(Some("pt-PT")),
+            "Seu código {app}: {code}"
+        );
         assert!(c.verify_service_sid.is_some());
 
         let err = Config::from_vars(vars(&[
