@@ -16,9 +16,10 @@ passed=0 failed=0
 for sig in TERM HUP INT; do
   port=$(free_port)
   log="$ROOT/infra/.local/logs/dev-signal-$sig.log"
-  # A background job of a script starts with SIGINT ignored, and bash cannot trap a signal
-  # ignored at entry: restore its default first, as a terminal's Ctrl-C would find it.
-  PORT=$port setsid python3 -c 'import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); os.execvp("bash", ["bash", sys.argv[1]])' \
+  # A background job of a script starts with SIGINT ignored (and under `nohup` SIGHUP too),
+  # and bash cannot trap a signal ignored at entry: restore their defaults first, as a
+  # terminal's Ctrl-C and hangup would find them.
+  PORT=$port setsid python3 -c 'import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); signal.signal(signal.SIGHUP, signal.SIG_DFL); os.execvp("bash", ["bash", sys.argv[1]])' \
     "$ROOT/infra/dev.sh" >"$log" 2>&1 &
   pid=$!
   for _ in $(seq 1 1500); do port_open "$port" && break; kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done

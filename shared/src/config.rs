@@ -55,6 +55,8 @@ pub struct Config {
     pub aws_attempt_timeout: Duration,
     pub aws_operation_timeout: Duration,
     pub aws_max_attempts: u32,
+    /// Whether metrics are printed (EMF lines on stdout) after each request.
+    pub emit_metrics: bool,
     /// Whether the gateway that only logs calls may be used inside Lambda.
     pub allow_logging_gateway: bool,
     /// Set when running inside AWS Lambda.
@@ -258,6 +260,7 @@ impl Config {
                 100..=30_000,
             )),
             aws_max_attempts: env.number("AWS_MAX_ATTEMPTS", 3, 1..=10),
+            emit_metrics: env.boolean("EMIT_METRICS", true),
             allow_logging_gateway: env.boolean("ALLOW_LOGGING_GATEWAY", false),
             in_lambda: env.vars.contains_key("AWS_LAMBDA_FUNCTION_NAME"),
         };

@@ -30,6 +30,7 @@ impl Init {
     }
 
     pub fn new(config: Config, sdk: aws_config::SdkConfig) -> Self {
+        crate::telemetry::install(config.emit_metrics);
         let secrets = Arc::new(SecretsCache::new(
             aws_sdk_secretsmanager::Client::new(&sdk),
             &config.secret_id,

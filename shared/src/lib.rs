@@ -21,6 +21,7 @@ pub mod secrets;
 pub mod session;
 pub mod sms;
 pub mod store;
+pub mod telemetry;
 pub mod telephony;
 pub mod tls;
 pub mod token;

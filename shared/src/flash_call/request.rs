@@ -20,6 +20,7 @@ use crate::secrets::SecretsCache;
 use crate::session::{CallStatus, Session, SessionId, SessionState};
 use crate::store::rate_limits::{Allowance, Limit, Period, Quota};
 use crate::store::{Limits, Sessions};
+use crate::telemetry::Channel;
 use crate::telephony::{FlashCall, TelephonyError, TelephonyGateway, VOICE_STATUS_CALLBACK};
 
 pub struct RequestEndpoint {
@@ -146,6 +147,8 @@ impl Endpoint for RequestEndpoint {
         let base_url = public_base_url(&req, self.config.public_base_url.as_deref());
         self.place_call(&session, base_url.as_deref()).await?;
         tracing::info!(session_id = %session.id, phone = %session.phone.masked(), "flash call placed");
+        crate::telemetry::verification_started(Channel::FlashCall);
+        crate::telemetry::sent("flash_call", session.phone.country_code());
 
         let accepted = Accepted {
             session_id: session.id,

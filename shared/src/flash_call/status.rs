@@ -1,4 +1,6 @@
 //! `GET /auth/status/{session_id}`: where a session stands, without its phone or caller ID.
+//! `GET /health`: whether the service can verify (DynamoDB answers, the pool has an active
+//! number), for load balancers and uptime checks.
 
 use std::sync::Arc;
 
@@ -8,15 +10,27 @@ use serde::Serialize;
 
 use crate::clock::{Clock, rfc3339};
 use crate::config::Config;
-use crate::http::{ApiError, Endpoint, Route, json, path_param};
+use crate::http::{ApiError, Endpoint, ErrorCode, Route, json, path_param};
 use crate::init::Init;
 use crate::session::{Refusal, SessionId, SessionState};
-use crate::store::Sessions;
+use crate::store::{Pool, Sessions};
+
+pub const SESSION_STATUS: Route = Route::get("/auth/status/{session_id}");
+pub const HEALTH: Route = Route::get("/health");
+
+/// How long a health checker waits after a 503 before it asks again.
+const HEALTH_RETRY_AFTER_SECS: u64 = 10;
 
 pub struct StatusEndpoint {
     config: Arc<Config>,
     clock: Arc<dyn Clock>,
     sessions: Sessions,
+    pool: Pool,
+}
+
+#[derive(Debug, Serialize)]
+struct Health {
+    status: &'static str,
 }
 
 #[derive(Debug, Serialize)]
@@ -35,7 +49,7 @@ struct Status {
 
 impl Endpoint for StatusEndpoint {
     const NAME: &'static str = "status";
-    const ROUTES: &'static [Route] = &[Route::get("/auth/status/{session_id}")];
+    const ROUTES: &'static [Route] = &[SESSION_STATUS, HEALTH];
 
     /// Needs neither the secret nor the gateway: its IAM role cannot read the secret.
     async fn init(init: &Init) -> anyhow::Result<Self> {
@@ -43,14 +57,18 @@ impl Endpoint for StatusEndpoint {
             config: init.config.clone(),
             clock: init.clock.clone(),
             sessions: init.store().sessions(),
+            pool: init.store().pool(),
         })
     }
 
     async fn handle(
         &self,
-        _route: &'static Route,
+        route: &'static Route,
         req: Request,
     ) -> Result<Response<Body>, ApiError> {
+        if *route == HEALTH {
+            return self.health().await;
+        }
         let id = SessionId::parse(&path_param(&req, "session_id")?)
             .map_err(|e| ApiError::field("session_id", e))?;
         let session = self
@@ -78,5 +96,22 @@ impl Endpoint for StatusEndpoint {
             call_status: session.call_status.as_str(),
         };
         Ok(json(StatusCode::OK, &status))
+    }
+}
+
+impl StatusEndpoint {
+    /// 200 when DynamoDB answers and the pool has an active number; otherwise a 503 that says
+    /// no more than that (the cause is logged): one Query of the pool, never cached.
+    async fn health(&self) -> Result<Response<Body>, ApiError> {
+        let entries = self.pool.entries().await?;
+        if !entries.iter().any(|e| e.active) {
+            return Err(ApiError::Unavailable {
+                code: ErrorCode::ServiceUnavailable,
+                detail: "a service this request needs is unavailable; try again shortly".into(),
+                retry_after_secs: HEALTH_RETRY_AFTER_SECS,
+                cause: Some("the pool has no active number".into()),
+            });
+        }
+        Ok(json(StatusCode::OK, &Health { status: "ok" }))
     }
 }

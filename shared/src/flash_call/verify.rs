@@ -72,6 +72,17 @@ impl Endpoint for VerifyEndpoint {
         _route: &'static Route,
         req: Request,
     ) -> Result<Response<Body>, ApiError> {
+        let outcome = self.verify(req).await;
+        crate::telemetry::verification_checked(
+            crate::telemetry::Channel::FlashCall,
+            outcome.as_ref().map(|_| ()).map_err(ApiError::code),
+        );
+        outcome
+    }
+}
+
+impl VerifyEndpoint {
+    async fn verify(&self, req: Request) -> Result<Response<Body>, ApiError> {
         let body: VerifyBody = json_body(&req)?;
         let received = PhoneNumber::parse_caller_id(&body.received_caller_id, &body.phone_number)
             .map_err(|e| ApiError::field("received_caller_id", e))?;

@@ -55,16 +55,22 @@ pub async fn serve<E: Endpoint>(endpoint: &E, req: Request) -> Response<Body> {
         };
         let mut response = outcome.unwrap_or_else(|error| {
             error.log();
+            if let ApiError::RateLimited { limit, .. } = &error {
+                crate::telemetry::guard_refusal(limit);
+            }
             error.into_response()
         });
         if head {
             *response.body_mut() = Body::Empty;
         }
+        let elapsed_ms = started.elapsed().as_secs_f64() * 1e3;
         tracing::info!(
             status = response.status().as_u16(),
-            elapsed_ms = started.elapsed().as_secs_f64() * 1e3,
+            elapsed_ms,
             "request done"
         );
+        crate::telemetry::handled(E::NAME, elapsed_ms);
+        crate::telemetry::flush();
         response
     }
     .instrument(span)

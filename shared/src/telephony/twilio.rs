@@ -125,6 +125,22 @@ impl TwilioGateway {
         url: impl FnOnce(&str) -> String,
         form: &[(&str, &str)],
     ) -> Result<T, TelephonyError> {
+        let result = self.post_with_retries(resource, url, form).await;
+        if let Err(error) = &result {
+            crate::telemetry::twilio_error(
+                error.provider_code(),
+                matches!(error, TelephonyError::Unavailable(_)),
+            );
+        }
+        result
+    }
+
+    async fn post_with_retries<T: serde::de::DeserializeOwned>(
+        &self,
+        resource: &str,
+        url: impl FnOnce(&str) -> String,
+        form: &[(&str, &str)],
+    ) -> Result<T, TelephonyError> {
         let secrets = self
             .secrets
             .get()

@@ -107,6 +107,7 @@ impl TwilioWebhookEndpoint {
             None => false,
         };
         tracing::info!(status = status.as_str(), applied, "call status callback");
+        crate::telemetry::status_callback("call", status.as_str());
         Ok(applied)
     }
 
@@ -153,6 +154,7 @@ impl TwilioWebhookEndpoint {
             applied,
             "message status callback"
         );
+        crate::telemetry::status_callback("message", status.as_str());
         Ok(applied)
     }
 

@@ -121,6 +121,7 @@ async fn every_fixture_event_gets_its_documented_answer() {
             Some("invalid_field"),
         ),
         ("auth-status.json", 404, Some("session_not_found")),
+        ("health.json", 200, None),
         // Signed with the local webhook token (`stackctl bootstrap`); its session is unknown,
         // so it is answered and ignored.
         ("twilio-voice-callback.json", 200, None),

@@ -8,6 +8,7 @@ mod fixtures;
 mod flash_flow;
 mod guard;
 mod messages;
+mod metrics;
 mod outages;
 mod phone_parity;
 mod rate_limits;

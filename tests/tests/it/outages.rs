@@ -92,6 +92,15 @@ async fn every_dynamodb_route(app: &TestApp) -> Vec<(&'static str, Reply)> {
         ),
         ("history", history("").await),
         ("stats", history("/stats").await),
+        ("health", app.get("/health").await),
+        (
+            "sms-verify start",
+            app.start_code(phone.as_str(), json!({})).await,
+        ),
+        (
+            "sms-verify check",
+            app.check_code(phone.as_str(), "123456", None).await,
+        ),
     ]
 }
 
@@ -160,9 +169,48 @@ async fn with_secrets_manager_unreachable_the_routes_that_need_the_secret_answer
         &app.history(&phone, "", &[], Some(SERVICE_KEY)).await,
         "history",
     );
-    // `status` has no use for the secret (its IAM role cannot read it): it still answers.
+    assert_outage(
+        &app.start_code(phone.as_str(), json!({})).await,
+        "sms-verify start",
+    );
+    assert_outage(
+        &app.check_code(phone.as_str(), "123456", None).await,
+        "sms-verify check",
+    );
+    assert!(app.store.codes().current(&phone).await.unwrap().is_none());
+    // `status` has no use for the secret (its IAM role cannot read it): it still answers, and
+    // so does the health check.
     let status = app.status("3f0c5b4e-8d2a-4c1e-9b7f-2a6d8e4c1b90").await;
     assert_eq!(status.status, 404, "{}", status.body);
+    let health = app.get("/health").await;
+    assert_eq!(health.status, 200, "{}", health.body);
+}
+
+#[tokio::test]
+async fn health_is_200_with_an_active_pool_number_and_a_bare_503_without_one() {
+    let app = TestApp::spawn(&[]).await;
+    let ok = app.get("/health").await;
+    assert_eq!(ok.status, 200, "{}", ok.body);
+    assert_eq!(ok.body, json!({"status": "ok"}));
+    let head = app
+        .client
+        .head(format!("{}/health", app.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.status().as_u16(), 200);
+
+    // A table whose pool is empty: the same bare 503 as DynamoDB being down.
+    let table = format!("it-{}", uuid::Uuid::new_v4().simple());
+    let (init, clock, phone) = tests::init(&[("TABLE_NAME", &table)]).await;
+    init.store().create_table_if_missing().await.unwrap();
+    let empty = TestApp::spawn_with(init, clock, phone).await;
+    let reply = empty.get("/health").await;
+    assert_outage(&reply, "health without a pool number");
+    let down = app_with_dynamodb_at(dead_endpoint().await).await;
+    let outage = down.get("/health").await;
+    assert_eq!(reply.body["detail"], outage.body["detail"]);
+    assert_eq!(reply.body["error"], outage.body["error"]);
 }
 
 #[tokio::test]

@@ -7,6 +7,8 @@
 //!     stackctl pool disable +1555...
 //!     stackctl traffic CALLS NUMBERS [SEED]   random call events into the table (for demos)
 //!     stackctl hash-key KEY          the SHA-256 to put in the secret's service_api_key_hashes
+//!     stackctl health [CC...]        the operator's detail behind GET /health: the pool, the
+//!                                    send budgets used this hour (global, and per country CC)
 
 use anyhow::{Context, bail};
 use rand::SeedableRng;
@@ -54,6 +56,7 @@ async fn main() -> anyhow::Result<()> {
             };
             traffic(&store, calls, numbers, seed).await
         }
+        ["health", countries @ ..] => health(&store, &config, countries).await,
         ["hash-key", key] => {
             println!("{}", shared::auth::hash_api_key(key));
             Ok(())
@@ -71,9 +74,57 @@ async fn main() -> anyhow::Result<()> {
             print_pool(&store, &config).await
         }
         _ => bail!(
-            "usage: stackctl bootstrap | pool list | pool add NUMBER... | pool disable NUMBER... | hash-key KEY"
+            "usage: stackctl bootstrap | pool list | pool add NUMBER... | pool disable NUMBER... | health [COUNTRY_CODE...] | hash-key KEY"
         ),
     }
+}
+
+/// What `GET /health` does not tell a stranger: the pool's size and the guard's budgets used
+/// this hour, globally and for each country calling code asked about.
+async fn health(store: &Store, config: &Config, countries: &[&str]) -> anyhow::Result<()> {
+    let now = time::OffsetDateTime::now_utc();
+    let entries = store.pool().entries().await?;
+    let active = entries.iter().filter(|e| e.active).count();
+    println!(
+        "pool: {active} active of {} ({})",
+        entries.len(),
+        if active > 0 {
+            "ready"
+        } else {
+            "NOT READY: no flash call can be placed"
+        }
+    );
+    let budgets = config.send_budgets;
+    let limits = store.limits();
+    let global = limits
+        .sends_this_hour("global", budgets.per_hour, now)
+        .await?;
+    println!(
+        "sends this hour: {global} of {} ({:.0} %)",
+        budgets.per_hour,
+        100.0 * f64::from(global) / f64::from(budgets.per_hour)
+    );
+    for country in countries {
+        let code: u16 = country
+            .trim_start_matches('+')
+            .parse()
+            .with_context(|| format!("country calling code {country:?}"))?;
+        let sent = limits
+            .sends_this_hour(
+                &format!("country#{code}"),
+                budgets.per_country_per_hour,
+                now,
+            )
+            .await?;
+        println!(
+            "sends this hour to +{code}: {sent} of {}",
+            budgets.per_country_per_hour
+        );
+    }
+    println!(
+        "failed verifications by reason: the dashboard's \"Failed attempts by reason\" (metrics)"
+    );
+    Ok(())
 }
 
 /// Generates traffic and records it through the same store function the `call-event`

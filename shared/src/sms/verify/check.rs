@@ -22,6 +22,7 @@ use crate::sms::code::{
 };
 use crate::store::rate_limits::seconds_to_day_end;
 use crate::store::sessions::MatchRefused;
+use crate::telemetry::Channel;
 use crate::telephony::CheckOutcome;
 use crate::token::{self, TOKEN_TYPE};
 
@@ -49,7 +50,27 @@ impl SmsVerifyEndpoint {
             Subject::Phone(_) => self.config.codes.length as usize,
         };
         check_code_format(&body.code, length)?;
-        let phone = subject.phone();
+        let channel = match (&subject, &self.verify) {
+            (Subject::TestNumber(_), _) => Channel::TestNumber,
+            (Subject::Phone(_), Some(_)) => Channel::Delegated,
+            (Subject::Phone(_), None) => Channel::SmsCode,
+        };
+        let outcome = self.check_code(&secrets, &body, subject.phone(), now).await;
+        crate::telemetry::verification_checked(
+            channel,
+            outcome.as_ref().map(|_| ()).map_err(ApiError::code),
+        );
+        outcome
+    }
+
+    /// The check proper, once the input is known to be well formed.
+    async fn check_code(
+        &self,
+        secrets: &Secrets,
+        body: &CheckBody,
+        phone: &PhoneNumber,
+        now: OffsetDateTime,
+    ) -> Result<Response<Body>, ApiError> {
         let max = self.config.codes.max_checks;
 
         let Some(read) = self.codes.current(phone).await? else {
@@ -58,7 +79,7 @@ impl SmsVerifyEndpoint {
         if let Some(refused) = read.refusal(body.verification_id.as_ref(), now, max) {
             return Err(refusal(refused));
         }
-        let right = self.is_right(&secrets, &read, &body.code, now).await?;
+        let right = self.is_right(secrets, &read, &body.code, now).await?;
         let cap = self.config.max_failed_verifications_per_phone_per_day;
         if !right {
             let counted = self
@@ -82,7 +103,7 @@ impl SmsVerifyEndpoint {
             Err(MatchRefused::Session(refused)) => return Err(refusal(refused)),
             Err(MatchRefused::PhoneLocked) => return Err(phone_locked(seconds_to_day_end(now))),
         };
-        self.verified(&secrets, &verified, now)
+        self.verified(secrets, &verified, now)
     }
 
     /// Whether `code` is the verification's: against its keyed hash, a test number's fixed

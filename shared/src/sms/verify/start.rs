@@ -22,6 +22,7 @@ use crate::sms::code::{
 use crate::sms::segments;
 use crate::store::messages::MessageRecord;
 use crate::store::rate_limits::{Allowance, Limit, Period, Quota, Taken};
+use crate::telemetry::Channel;
 use crate::telephony::{MESSAGE_STATUS_CALLBACK, OutgoingMessage, TelephonyError};
 
 #[derive(Debug, Serialize)]
@@ -62,10 +63,18 @@ impl SmsVerifyEndpoint {
             locale: body.locale.as_deref(),
             app_hash,
         };
-        let verification = match &self.verify {
-            None => self.start_with_our_code(req, &secrets, &start, now).await?,
-            Some(_) => self.start_delegated(req, &start, now).await?,
+        let (verification, channel) = match &self.verify {
+            None => (
+                self.start_with_our_code(req, &secrets, &start, now).await?,
+                Channel::SmsCode,
+            ),
+            Some(_) => (
+                self.start_delegated(req, &start, now).await?,
+                Channel::Delegated,
+            ),
         };
+        crate::telemetry::verification_started(channel);
+        crate::telemetry::sent("sms", start.phone.country_code());
         Ok(self.started(&verification))
     }
 
@@ -116,6 +125,7 @@ impl SmsVerifyEndpoint {
             test_number = true,
             "code verification started for a test number: no SMS sent"
         );
+        crate::telemetry::verification_started(Channel::TestNumber);
         Ok(self.started(&verification))
     }
 
