@@ -9,6 +9,7 @@ pub mod calls;
 pub mod clock;
 pub mod config;
 pub mod endpoints;
+pub mod events;
 pub mod flash_call;
 pub mod guard;
 pub mod http;

@@ -13,45 +13,14 @@
 #![allow(clippy::unwrap_used, clippy::print_stdout)]
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef;
-use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
 use devstack::traffic::{Generator, event_json};
 use devstack::{GatewayEvent, LocalApi};
 use futures::StreamExt;
 use serde_json::Value;
 use shared::call::CallEvent;
 use shared::phone::PhoneNumber;
-
-/// DynamoDB requests sent, by operation (retries included: each attempt is a request).
-#[derive(Debug, Default, Clone)]
-struct DynamoCalls(Arc<Mutex<BTreeMap<String, u64>>>);
-
-impl Intercept for DynamoCalls {
-    fn name(&self) -> &'static str {
-        "DynamoCalls"
-    }
-
-    fn read_before_transmit(
-        &self,
-        context: &BeforeTransmitInterceptorContextRef<'_>,
-        _: &RuntimeComponents,
-        _: &mut ConfigBag,
-    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-        let target = context.request().headers().get("x-amz-target");
-        let operation = target.and_then(|t| t.rsplit('.').next()).unwrap_or("?");
-        *self.0.lock().unwrap().entry(operation.into()).or_default() += 1;
-        Ok(())
-    }
-}
-
-impl DynamoCalls {
-    fn take(&self) -> BTreeMap<String, u64> {
-        std::mem::take(&mut *self.0.lock().unwrap())
-    }
-}
 
 /// One measured phase: request latencies and the DynamoDB calls made meanwhile.
 struct Phase {
@@ -110,7 +79,7 @@ impl Phase {
 
 struct Bench {
     api: LocalApi,
-    dynamo: DynamoCalls,
+    dynamo: tests::DynamoCalls,
 }
 
 impl Bench {
@@ -132,7 +101,7 @@ impl Bench {
             latencies,
             wall: started.elapsed(),
             events,
-            calls: self.dynamo.take(),
+            calls: self.dynamo.take().calls,
         }
     }
 
@@ -356,7 +325,7 @@ async fn main() {
         .ok()
         .map(|v| v.parse().expect("BENCH_SMS must be a number"))
         .unwrap_or(500);
-    let dynamo = DynamoCalls::default();
+    let dynamo = tests::DynamoCalls::default();
     let (init, _clock, _phone) = tests::init(&[]).await;
     let init = init.with_dynamodb_interceptor(dynamo.clone());
     let bench = Bench {

@@ -521,6 +521,93 @@ impl std::io::Write for LogCapture {
     }
 }
 
+/// What DynamoDB requests an endpoint sent, by operation, and the capacity units they use on
+/// DynamoDB (on demand): for items under 1 KB (all of ours but long histories), a write is 1
+/// write unit and each item of a transaction 2; a consistent read of an item is 1 read unit, an
+/// eventually consistent one (the index's queries, the pool) half of one. A write that puts an
+/// item with the by-phone index's keys, or changes a session's projected state or attempts,
+/// also writes the index: 1 more unit.
+#[derive(Debug, Default, Clone)]
+pub struct DynamoCalls(Arc<Mutex<DynamoUsage>>);
+
+#[derive(Debug, Default, Clone)]
+pub struct DynamoUsage {
+    /// Requests by operation (retries included: each attempt is a request).
+    pub calls: std::collections::BTreeMap<String, u64>,
+    pub write_units: f64,
+    pub read_units: f64,
+}
+
+impl aws_sdk_dynamodb::config::Intercept for DynamoCalls {
+    fn name(&self) -> &'static str {
+        "DynamoCalls"
+    }
+
+    fn read_before_transmit(
+        &self,
+        context: &aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef<'_>,
+        _: &aws_sdk_dynamodb::config::RuntimeComponents,
+        _: &mut aws_sdk_dynamodb::config::ConfigBag,
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        let request = context.request();
+        let target = request.headers().get("x-amz-target");
+        let operation = target.and_then(|t| t.rsplit('.').next()).unwrap_or("?");
+        let body: Value = request
+            .body()
+            .bytes()
+            .and_then(|b| serde_json::from_slice(b).ok())
+            .unwrap_or(Value::Null);
+        let consistent = body["ConsistentRead"] == Value::Bool(true);
+        let mut usage = self.0.lock().unwrap();
+        *usage.calls.entry(operation.into()).or_default() += 1;
+        match operation {
+            "TransactWriteItems" => {
+                let items = body["TransactItems"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default();
+                usage.write_units += 2.0 * items.len() as f64;
+                for item in &items {
+                    let write = item
+                        .get("Put")
+                        .or_else(|| item.get("Update"))
+                        .unwrap_or(&Value::Null);
+                    usage.write_units += index_writes(write);
+                }
+            }
+            "PutItem" | "UpdateItem" | "DeleteItem" => {
+                usage.write_units += 1.0 + index_writes(&body);
+            }
+            "GetItem" | "Query" => usage.read_units += if consistent { 1.0 } else { 0.5 },
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+/// The index writes of one write request: a put of an item with the index's keys, or an
+/// update of a session's projected state or attempts.
+fn index_writes(write: &Value) -> f64 {
+    if write["Item"].get("gsi1pk").is_some() {
+        return 1.0;
+    }
+    let session = write["Key"]["pk"]["S"]
+        .as_str()
+        .is_some_and(|pk| pk.starts_with("SESSION#"));
+    let expression = write["UpdateExpression"].as_str().unwrap_or_default();
+    let projected = ["#state", "#attempts"]
+        .iter()
+        .any(|name| expression.contains(name));
+    if session && projected { 1.0 } else { 0.0 }
+}
+
+impl DynamoCalls {
+    /// What was counted since the last `take`.
+    pub fn take(&self) -> DynamoUsage {
+        std::mem::take(&mut *self.0.lock().unwrap())
+    }
+}
+
 /// A pool number that did not call `phone` (a wrong but well-formed caller ID).
 pub fn wrong_caller_id(right: &PhoneNumber) -> String {
     if right.as_str() == "+14155550100" {

@@ -23,6 +23,7 @@ view! {
 }
 
 const COUNT: &str = "count";
+const MAX: &str = "max";
 const UNTIL: &str = "until";
 
 /// Which limit refused a request.
@@ -169,14 +170,17 @@ fn secs_until(now: OffsetDateTime, then: OffsetDateTime) -> u64 {
 const DAY: i64 = 86_400;
 const HOUR: i64 = 3_600;
 
-/// A fixed-window counter takes one, with its window's end as its TTL, only below its maximum.
-const COUNTER_UPDATE: &str = "SET #count = if_not_exists(#count, :zero) + :one, #ttl = :ttl";
+/// A fixed-window counter takes one, with its window's end as its TTL, only below its maximum
+/// (stored beside the count, so that the stream can tell when a limit is reached).
+const COUNTER_UPDATE: &str =
+    "SET #count = if_not_exists(#count, :zero) + :one, #ttl = :ttl, #max = :max";
 const COUNTER_BELOW_MAX: &str = "attribute_not_exists(#count) OR #count < :max";
 
 fn counter_names() -> HashMap<String, String> {
     HashMap::from([
         ("#count".to_owned(), COUNT.to_owned()),
         ("#ttl".to_owned(), TTL.to_owned()),
+        ("#max".to_owned(), MAX.to_owned()),
     ])
 }
 

@@ -3,7 +3,8 @@
 
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
-    ProjectionType, ScalarAttributeType, TimeToLiveSpecification,
+    ProjectionType, ScalarAttributeType, StreamSpecification, StreamViewType,
+    TimeToLiveSpecification,
 };
 
 use super::keys::{GSI1, GSI1_PK, GSI1_SK, PK, SK, TTL};
@@ -84,6 +85,13 @@ impl Store {
             .key_schema(key(PK, KeyType::Hash)?)
             .key_schema(key(SK, KeyType::Range)?)
             .global_secondary_indexes(gsi)
+            // The verification events' source (`crate::events`), as in `template.yaml`.
+            .stream_specification(
+                StreamSpecification::builder()
+                    .stream_enabled(true)
+                    .stream_view_type(StreamViewType::NewAndOldImages)
+                    .build()?,
+            )
             .send()
             .await;
         match created {

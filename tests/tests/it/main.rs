@@ -4,6 +4,7 @@
 mod bad_input;
 mod calls;
 mod concurrency;
+mod events;
 mod fixtures;
 mod flash_flow;
 mod guard;
