@@ -24,6 +24,9 @@ pub struct Config {
     pub request_cooldown: Duration,
     /// Country calling codes allowed to verify; empty allows every country.
     pub allowed_country_codes: BTreeSet<u16>,
+    /// Where the users are: sends to other (allowed) countries are counted as unusual, for
+    /// the alarm. Empty: no country is unusual.
+    pub expected_country_codes: BTreeSet<u16>,
     pub require_app_signature: bool,
     /// Number types that may be called or texted (libphonenumber's, from its metadata).
     pub allowed_number_types: BTreeSet<NumberType>,
@@ -134,6 +137,13 @@ fn check_template(text: &str) -> Result<(), &'static str> {
 impl Config {
     /// The sender of messages when the request names none: the Messaging Service if one is
     /// configured, else the first of `SMS_FROM_NUMBERS`.
+    /// Whether a send to `country_code` is outside `EXPECTED_COUNTRY_CODES` (for the metric
+    /// and alarm of sends to unusual countries).
+    pub fn is_unusual_country(&self, country_code: u16) -> bool {
+        !self.expected_country_codes.is_empty()
+            && !self.expected_country_codes.contains(&country_code)
+    }
+
     pub fn default_sms_sender(&self) -> Option<crate::telephony::Sender> {
         use crate::telephony::Sender;
         match (
@@ -175,6 +185,7 @@ impl Config {
             ),
             request_cooldown: env.seconds("REQUEST_COOLDOWN_SECONDS", 30, 0..=3600),
             allowed_country_codes: env.country_codes("ALLOWED_COUNTRY_CODES"),
+            expected_country_codes: env.country_codes("EXPECTED_COUNTRY_CODES"),
             require_app_signature: env.boolean("REQUIRE_APP_SIGNATURE", true),
             allowed_number_types: env.number_types(
                 "ALLOWED_NUMBER_TYPES",
@@ -556,6 +567,12 @@ mod tests {
     fn country_codes_accept_an_optional_plus_and_spaces() {
         let c = Config::from_vars(vars(&[("ALLOWED_COUNTRY_CODES", " +1, 44 ,49")])).unwrap();
         assert_eq!(c.allowed_country_codes, BTreeSet::from([1, 44, 49]));
+        assert!(
+            !c.is_unusual_country(7),
+            "no expected countries: nothing is unusual"
+        );
+        let c = Config::from_vars(vars(&[("EXPECTED_COUNTRY_CODES", "1,44")])).unwrap();
+        assert!(c.is_unusual_country(7) && !c.is_unusual_country(44));
     }
 
     #[test]

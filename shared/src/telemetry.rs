@@ -14,6 +14,27 @@ use metrics_cloudwatch_embedded::{Builder, Collector};
 /// The CloudWatch namespace of every metric (the alarms and the dashboard of `template.yaml`).
 pub const NAMESPACE: &str = "PhoneVerification";
 
+/// Every metric name this module emits (the template's alarms and dashboard may name no other:
+/// a test checks).
+pub const METRICS: &[&str] = &[
+    "VerificationsStarted",
+    "VerificationsSucceeded",
+    "VerificationsSucceededAll",
+    "VerificationsFailed",
+    "VerificationsFailedAll",
+    "GuardRefusals",
+    "TwilioErrors",
+    "TwilioErrorsAll",
+    "StatusCallbacks",
+    "Sends",
+    "SendsAll",
+    "UnusualCountrySends",
+    "UnusualCountrySendsAll",
+    "HandlerLatency",
+    "TimeToVerify",
+    "ColdStarts",
+];
+
 static COLLECTOR: OnceLock<Option<&'static Collector>> = OnceLock::new();
 static TO_STDOUT: AtomicBool = AtomicBool::new(false);
 static WARM: AtomicBool = AtomicBool::new(false);
@@ -30,6 +51,11 @@ pub fn install(emit: bool) {
             "HandlerLatency",
             metrics::Unit::Milliseconds,
             "time in the handler"
+        );
+        metrics::describe_histogram!(
+            "TimeToVerify",
+            metrics::Unit::Seconds,
+            "from a verification's start to its success"
         );
         installed.ok()
     });
@@ -128,6 +154,11 @@ fn failure_reason(code: ErrorCode) -> Option<&'static str> {
     }
 }
 
+/// How long a verification took, from its start to its success, in seconds.
+pub fn time_to_verify(channel: Channel, seconds: f64) {
+    histogram!("TimeToVerify", "channel" => channel.as_str()).record(seconds);
+}
+
 /// A request the guard refused, by limit.
 pub fn guard_refusal(limit: &'static str) {
     counter!("GuardRefusals", "limit" => limit).increment(1);
@@ -150,10 +181,15 @@ pub fn status_callback(kind: &'static str, status: &'static str) {
     counter!("StatusCallbacks", "kind" => kind, "status" => status).increment(1);
 }
 
-/// Something sent through the provider (a flash call or an SMS), by country calling code.
-pub fn sent(channel: &'static str, country_code: u16) {
+/// Something sent through the provider (a flash call or an SMS), by country calling code;
+/// `unusual` when the country is outside `EXPECTED_COUNTRY_CODES`.
+pub fn sent(channel: &'static str, country_code: u16, unusual: bool) {
     counter!("Sends", "channel" => channel, "country" => country_code.to_string()).increment(1);
     counter!("SendsAll").increment(1);
+    if unusual {
+        counter!("UnusualCountrySends", "country" => country_code.to_string()).increment(1);
+        counter!("UnusualCountrySendsAll").increment(1);
+    }
 }
 
 /// A request's handling time, and the process's first request as a cold start.

@@ -148,7 +148,12 @@ impl Endpoint for RequestEndpoint {
         self.place_call(&session, base_url.as_deref()).await?;
         tracing::info!(session_id = %session.id, phone = %session.phone.masked(), "flash call placed");
         crate::telemetry::verification_started(Channel::FlashCall);
-        crate::telemetry::sent("flash_call", session.phone.country_code());
+        let country = session.phone.country_code();
+        crate::telemetry::sent(
+            "flash_call",
+            country,
+            self.config.is_unusual_country(country),
+        );
 
         let accepted = Accepted {
             session_id: session.id,

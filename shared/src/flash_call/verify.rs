@@ -141,6 +141,10 @@ impl VerifyEndpoint {
             now,
         )?;
         tracing::info!(session_id = %updated.id, phone = %updated.phone.masked(), "phone verified");
+        crate::telemetry::time_to_verify(
+            crate::telemetry::Channel::FlashCall,
+            (now - updated.created_at).as_seconds_f64(),
+        );
         let verified = Verified {
             verified: true,
             phone_number: updated.phone,

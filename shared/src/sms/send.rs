@@ -300,6 +300,8 @@ impl SmsSendEndpoint {
                     tracing::error!(%error, message_id = %id, "the message was sent but its SID could not be stored");
                 }
                 tracing::info!(message_id = %id, to = %outgoing.to.masked(), segments = outgoing.segments, "SMS accepted by the provider");
+                let country = outgoing.to.country_code();
+                crate::telemetry::sent("sms", country, self.config.is_unusual_country(country));
                 Ok(Accepted {
                     id,
                     status: MessageStatus::parse(&sent.status)

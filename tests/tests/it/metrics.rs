@@ -148,6 +148,8 @@ async fn a_flash_call_and_an_sms_code_leave_valid_emf_with_every_signal() {
         ("Sends", &[("channel", "flash_call"), ("country", "1")]),
         ("Sends", &[("channel", "sms"), ("country", "1")]),
         ("HandlerLatency", &[("function", "sms-verify")]),
+        ("TimeToVerify", &[("channel", "flash_call")]),
+        ("TimeToVerify", &[("channel", "sms_code")]),
         ("HandlerLatency", &[("function", "request")]),
     ] {
         assert!(

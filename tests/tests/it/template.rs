@@ -200,3 +200,59 @@ fn the_contract_lists_exactly_the_error_codes_of_the_api() {
         .collect();
     assert_eq!(documented, codes);
 }
+
+#[test]
+fn the_alarms_and_the_dashboard_read_only_metrics_the_functions_emit() {
+    let t = template();
+    let names = regex::Regex::new(r#"MetricName="([A-Za-z]+)""#).unwrap();
+    let mut named = BTreeSet::new();
+    for (_, resource) in t["Resources"].as_hash().unwrap() {
+        let p = &resource["Properties"];
+        match resource["Type"].as_str() {
+            Some("AWS::CloudWatch::Alarm") => {
+                if p["Namespace"].as_str() == Some(shared::telemetry::NAMESPACE) {
+                    named.insert(p["MetricName"].as_str().unwrap().to_owned());
+                }
+                for query in p["Metrics"].as_vec().into_iter().flatten() {
+                    let metric = &query["MetricStat"]["Metric"];
+                    if metric["Namespace"].as_str() == Some(shared::telemetry::NAMESPACE) {
+                        named.insert(metric["MetricName"].as_str().unwrap().to_owned());
+                    }
+                }
+            }
+            Some("AWS::CloudWatch::Dashboard") => {
+                // The body is JSON under !Sub: its ${...} are inside strings.
+                let body = p["DashboardBody"]["Fn::Sub"]
+                    .as_str()
+                    .or_else(|| p["DashboardBody"].as_str())
+                    .expect("the dashboard body");
+                let body: serde_json::Value = serde_json::from_str(body).expect("JSON");
+                for widget in body["widgets"].as_array().unwrap() {
+                    for metric in widget["properties"]["metrics"].as_array().unwrap() {
+                        let metric = metric.as_array().expect("a metric is an array");
+                        for part in metric {
+                            if let Some(expression) = part["expression"].as_str() {
+                                for name in names.captures_iter(expression) {
+                                    named.insert(name[1].to_owned());
+                                }
+                            }
+                        }
+                        if metric.first().and_then(|n| n.as_str())
+                            == Some(shared::telemetry::NAMESPACE)
+                        {
+                            named.insert(metric[1].as_str().unwrap().to_owned());
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    assert!(named.len() >= 10, "{named:?}");
+    for name in &named {
+        assert!(
+            shared::telemetry::METRICS.contains(&name.as_str()),
+            "{name} is read by template.yaml but never emitted"
+        );
+    }
+}

@@ -197,6 +197,12 @@ impl SmsVerifyEndpoint {
             now,
         )?;
         tracing::info!(verification_id = %v.id, phone = %v.phone.masked(), "phone verified by code");
+        let channel = match (&v.method, &self.verify) {
+            (crate::sms::code::CodeMethod::TestNumber, _) => Channel::TestNumber,
+            (_, Some(_)) => Channel::Delegated,
+            (_, None) => Channel::SmsCode,
+        };
+        crate::telemetry::time_to_verify(channel, (now - v.created_at).as_seconds_f64());
         let verified = Verified {
             verified: true,
             phone_number: v.phone.as_str().to_owned(),

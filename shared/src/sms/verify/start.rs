@@ -74,7 +74,8 @@ impl SmsVerifyEndpoint {
             ),
         };
         crate::telemetry::verification_started(channel);
-        crate::telemetry::sent("sms", start.phone.country_code());
+        let country = start.phone.country_code();
+        crate::telemetry::sent("sms", country, self.config.is_unusual_country(country));
         Ok(self.started(&verification))
     }
 
