@@ -4,10 +4,29 @@
 use crate::config::Config;
 use crate::http::{ApiError, ErrorCode};
 use crate::phone::PhoneNumber;
-use crate::secrets::Secrets;
+use crate::secrets::{Secrets, SecretsCache};
 
 /// The longest app signature looked at; Android's SMS Retriever hashes are 11 characters.
 const MAX_SIGNATURE_LEN: usize = 256;
+
+/// Fails a cold start that requires app signatures the (loaded) secret does not hold: every
+/// request would be refused, and the deploy should say why.
+pub fn require_signatures_configured(
+    config: &Config,
+    secrets: &SecretsCache,
+) -> anyhow::Result<()> {
+    if config.require_app_signature
+        && secrets
+            .loaded()
+            .is_some_and(|s| s.app_signatures.is_empty())
+    {
+        anyhow::bail!(
+            "REQUIRE_APP_SIGNATURE is true but secret {} has no app_signatures",
+            config.secret_id
+        );
+    }
+    Ok(())
+}
 
 /// Refuses a request without an allowed app signature when `REQUIRE_APP_SIGNATURE` is on.
 /// Returns whether the request carries an allowed signature (whatever the setting).

@@ -15,8 +15,8 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+use devstack::LocalApi;
 use devstack::traffic::{Generator, event_json};
-use devstack::{GatewayEvent, LocalApi};
 use futures::StreamExt;
 use serde_json::Value;
 use shared::call::CallEvent;
@@ -118,25 +118,13 @@ impl Bench {
         body: Vec<u8>,
         extra: Vec<(String, String)>,
     ) -> (u16, Value) {
-        let mut headers = vec![
-            ("host".into(), HOST.into()),
-            (
-                "authorization".into(),
-                format!("Bearer {}", tests::SERVICE_KEY),
-            ),
-            ("content-type".into(), "application/json".into()),
-        ];
+        let mut headers = vec![(
+            "authorization".to_owned(),
+            format!("Bearer {}", tests::SERVICE_KEY),
+        )];
         headers.retain(|(name, _)| !extra.iter().any(|(e, _)| e == name));
         headers.extend(extra);
-        let event = GatewayEvent {
-            method: method.into(),
-            path: path.into(),
-            raw_query: query.into(),
-            headers,
-            body,
-            source_ip: "127.0.0.1".into(),
-            ..GatewayEvent::default()
-        };
+        let event = tests::gateway_event(HOST, method, path, query, body, headers);
         let response = self.api.handle(event).await;
         let status = response.status().as_u16();
         (
@@ -262,24 +250,16 @@ impl Bench {
         let latencies = futures::stream::iter(messages)
             .map(|(id, sid)| async move {
                 let query = format!("message_id={id}");
-                let params: Vec<(String, String)> = [
-                    ("AccountSid", "AC00000000000000000000000000000000"),
-                    ("MessageSid", sid.as_str()),
-                    ("MessageStatus", status),
-                ]
-                .into_iter()
-                .map(|(k, v)| (k.to_owned(), v.to_owned()))
-                .collect();
                 let url = format!("https://{HOST}/webhooks/twilio/messages?{query}");
-                let signature = shared::twilio_signature::compute(WEBHOOK_TOKEN, &url, &params);
-                let body = serde_urlencoded::to_string(&params).unwrap().into_bytes();
-                let headers = vec![
-                    (
-                        "content-type".into(),
-                        "application/x-www-form-urlencoded".into(),
-                    ),
-                    ("x-twilio-signature".into(), signature),
-                ];
+                let (body, headers) = tests::twilio_form(
+                    WEBHOOK_TOKEN,
+                    &url,
+                    &[
+                        ("AccountSid", "AC00000000000000000000000000000000"),
+                        ("MessageSid", sid.as_str()),
+                        ("MessageStatus", status),
+                    ],
+                );
                 let t = Instant::now();
                 let (code, reply) = self
                     .send_with("POST", "/webhooks/twilio/messages", &query, body, headers)

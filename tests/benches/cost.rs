@@ -105,27 +105,16 @@ impl Bench {
         path: &str,
         body: Value,
     ) -> (u16, Value) {
-        let event = event("POST", path, "", body.to_string().into_bytes(), vec![]);
+        let body = body.to_string().into_bytes();
+        let event = tests::gateway_event(HOST, "POST", path, "", body, vec![]);
         self.call(tally, function, event).await
     }
 
     /// A status callback as Twilio signs it.
     async fn callback(&self, tally: &mut Tally, path: &str, query: &str, params: &[(&str, &str)]) {
-        let params: Vec<(String, String)> = params
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect();
         let url = format!("https://{HOST}{path}?{query}");
-        let signature = shared::twilio_signature::compute(WEBHOOK_TOKEN, &url, &params);
-        let body = serde_urlencoded::to_string(&params).unwrap().into_bytes();
-        let headers = vec![
-            (
-                "content-type".into(),
-                "application/x-www-form-urlencoded".into(),
-            ),
-            ("x-twilio-signature".into(), signature),
-        ];
-        let event = event("POST", path, query, body, headers);
+        let (body, headers) = tests::twilio_form(WEBHOOK_TOKEN, &url, params);
+        let event = tests::gateway_event(HOST, "POST", path, query, body, headers);
         let (status, reply) = self.call(tally, "twilio-webhook", event).await;
         assert_eq!(status, 200, "{reply}");
     }
@@ -182,25 +171,31 @@ impl Bench {
     }
 
     /// An SMS code: start, check, and the message's `sent` and `delivered` callbacks.
-    async fn sms_code(&self, tally: &mut Tally, store: &shared::store::Store) {
+    /// Starts a code for a new phone and checks it: the code the phone got, or `fixed` (what
+    /// the scripted Verify approves). Returns the phone.
+    async fn start_and_check(&self, tally: &mut Tally, fixed: Option<&str>) -> PhoneNumber {
         let to = tests::random_phone();
         let body = json!({"phone_number": to, "app_signature": tests::APP_SIGNATURE});
         let (status, reply) = self
             .post_json(tally, "sms-verify", "/sms/verify/start", body)
             .await;
         assert_eq!(status, 202, "{reply}");
-        let sent = self.phone.messages_to(&to).pop().unwrap();
-        tally.sms_segments += shared::sms::segments(&sent.body).count as usize;
-        let code = sent.one_time_code.unwrap();
+        let code = match fixed {
+            Some(code) => code.to_owned(),
+            None => self.phone.code_sent_to(&to).unwrap(),
+        };
+        let body = json!({"phone_number": to, "code": code});
         let (status, reply) = self
-            .post_json(
-                tally,
-                "sms-verify",
-                "/sms/verify/check",
-                json!({"phone_number": to, "code": code}),
-            )
+            .post_json(tally, "sms-verify", "/sms/verify/check", body)
             .await;
         assert_eq!(status, 200, "{reply}");
+        to
+    }
+
+    async fn sms_code(&self, tally: &mut Tally, store: &shared::store::Store) {
+        let to = self.start_and_check(tally, None).await;
+        let sent = self.phone.messages_to(&to).pop().unwrap();
+        tally.sms_segments += shared::sms::segments(&sent.body).count as usize;
         self.settle(tally);
         // The callbacks' own writes; the look-ups of the ids are not the service's.
         let message = message_of(store, &to).await;
@@ -221,50 +216,11 @@ impl Bench {
 
     /// A code sent and checked by Twilio Verify (scripted): start and check.
     async fn delegated(&self, tally: &mut Tally) {
-        let to = tests::random_phone();
-        let body = json!({"phone_number": to, "app_signature": tests::APP_SIGNATURE});
-        let (status, reply) = self
-            .post_json(tally, "sms-verify", "/sms/verify/start", body)
-            .await;
-        assert_eq!(status, 202, "{reply}");
-        let (status, reply) = self
-            .post_json(
-                tally,
-                "sms-verify",
-                "/sms/verify/check",
-                json!({"phone_number": to, "code": "123456"}),
-            )
-            .await;
-        assert_eq!(status, 200, "{reply}");
+        self.start_and_check(tally, Some("123456")).await;
         tally.sms_segments += 1;
         tally.verify_successes += 1;
         self.settle(tally);
         tally.runs += 1;
-    }
-}
-
-/// An API Gateway event for `path`, as API Gateway would send it.
-fn event(
-    method: &str,
-    path: &str,
-    query: &str,
-    body: Vec<u8>,
-    headers: Vec<(String, String)>,
-) -> GatewayEvent {
-    let mut all = vec![
-        ("host".to_owned(), HOST.to_owned()),
-        ("content-type".to_owned(), "application/json".to_owned()),
-    ];
-    all.retain(|(name, _)| !headers.iter().any(|(h, _)| h == name));
-    all.extend(headers);
-    GatewayEvent {
-        method: method.into(),
-        path: path.into(),
-        raw_query: query.into(),
-        headers: all,
-        body,
-        source_ip: "127.0.0.1".into(),
-        ..GatewayEvent::default()
     }
 }
 

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::{Arc, Mutex};
 
-use devstack::LocalApi;
+use devstack::{GatewayEvent, LocalApi};
 use rand::Rng;
 use serde_json::Value;
 use shared::Init;
@@ -606,6 +606,56 @@ impl DynamoCalls {
     pub fn take(&self) -> DynamoUsage {
         std::mem::take(&mut *self.0.lock().unwrap())
     }
+}
+
+/// An API Gateway event as API Gateway sends it for a call on `host` from 127.0.0.1, JSON by
+/// default; `headers` add to those or replace them (for the benchmarks, which drive the
+/// handlers without HTTP).
+pub fn gateway_event(
+    host: &str,
+    method: &str,
+    path: &str,
+    query: &str,
+    body: Vec<u8>,
+    headers: Vec<(String, String)>,
+) -> GatewayEvent {
+    let mut all = vec![
+        ("host".to_owned(), host.to_owned()),
+        ("content-type".to_owned(), "application/json".to_owned()),
+    ];
+    all.retain(|(name, _)| !headers.iter().any(|(h, _)| h == name));
+    all.extend(headers);
+    GatewayEvent {
+        method: method.into(),
+        path: path.into(),
+        raw_query: query.into(),
+        headers: all,
+        body,
+        source_ip: "127.0.0.1".into(),
+        ..GatewayEvent::default()
+    }
+}
+
+/// A status callback's form body and headers, signed with `token` for `url` as Twilio signs.
+pub fn twilio_form(
+    token: &str,
+    url: &str,
+    params: &[(&str, &str)],
+) -> (Vec<u8>, Vec<(String, String)>) {
+    let params: Vec<(String, String)> = params
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    let signature = shared::twilio_signature::compute(token, url, &params);
+    let body = serde_urlencoded::to_string(&params).unwrap().into_bytes();
+    let headers = vec![
+        (
+            "content-type".to_owned(),
+            "application/x-www-form-urlencoded".to_owned(),
+        ),
+        ("x-twilio-signature".to_owned(), signature),
+    ];
+    (body, headers)
 }
 
 /// A pool number that did not call `phone` (a wrong but well-formed caller ID).

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::clock::{Clock, rfc3339};
 use crate::config::Config;
-use crate::guard::{check_app_signature, check_destination};
+use crate::guard::{check_app_signature, check_destination, require_signatures_configured};
 use crate::http::{
     ApiError, Endpoint, ErrorCode, OUTAGE_RETRY_AFTER_SECS, Route, client_ip, json, json_body,
     public_base_url,
@@ -64,16 +64,7 @@ impl Endpoint for RequestEndpoint {
         let (warmed, (), ()) =
             tokio::join!(secrets.warm(), crate::phone::warm_up(), pool.prefetch());
         warmed?;
-        if init.config.require_app_signature
-            && secrets
-                .loaded()
-                .is_some_and(|s| s.app_signatures.is_empty())
-        {
-            anyhow::bail!(
-                "REQUIRE_APP_SIGNATURE is true but secret {} has no app_signatures",
-                init.config.secret_id
-            );
-        }
+        require_signatures_configured(&init.config, &secrets)?;
         Ok(RequestEndpoint {
             pool,
             telephony: init.telephony().await?,

@@ -114,7 +114,7 @@ impl VerifyEndpoint {
             // answers a day whatever the sessions and the concurrency.
             if let Err(exceeded) = self.limits.count_failure(&session.phone, cap, now).await? {
                 tracing::info!(session_id = %session.id, "phone locked: failed verifications at the daily cap");
-                return Err(phone_locked(exceeded.retry_after_secs));
+                return Err(ApiError::phone_locked(exceeded.retry_after_secs));
             }
             let updated = self
                 .sessions
@@ -129,7 +129,9 @@ impl VerifyEndpoint {
         let updated = match self.sessions.record_match(&session, now, max, lock).await? {
             Ok(updated) => updated,
             Err(MatchRefused::Session(refusal)) => return Err(refusal.into()),
-            Err(MatchRefused::PhoneLocked) => return Err(phone_locked(seconds_to_day_end(now))),
+            Err(MatchRefused::PhoneLocked) => {
+                return Err(ApiError::phone_locked(seconds_to_day_end(now)));
+            }
         };
 
         let issued = token::issue(
@@ -155,14 +157,6 @@ impl VerifyEndpoint {
             expires_in: issued.expires_in,
         };
         Ok(json(StatusCode::OK, &verified))
-    }
-}
-
-/// The answer to a phone at its daily cap of failed verifications.
-fn phone_locked(retry_after_secs: u64) -> ApiError {
-    ApiError::AttemptsExhausted {
-        detail: "too many failed verifications for this phone today; try again later".into(),
-        retry_after_secs: Some(retry_after_secs),
     }
 }
 

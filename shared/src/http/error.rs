@@ -79,6 +79,15 @@ impl ApiError {
         }
     }
 
+    /// The answer to a phone at its daily cap of failed verifications (any channel): the same
+    /// for a right and a wrong answer, until the day ends.
+    pub fn phone_locked(retry_after_secs: u64) -> Self {
+        ApiError::AttemptsExhausted {
+            detail: "too many failed verifications for this phone today; try again later".into(),
+            retry_after_secs: Some(retry_after_secs),
+        }
+    }
+
     pub fn refused(code: ErrorCode, detail: impl Into<String>) -> Self {
         ApiError::Refused {
             code,

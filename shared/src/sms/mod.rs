@@ -4,6 +4,7 @@
 //! delivery statuses and message ids.
 
 pub mod code;
+mod outbox;
 mod send;
 mod verify;
 

@@ -11,14 +11,15 @@ use lambda_http::{Body, Request, Response};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use super::outbox::send_logged;
 use super::{MAX_BODY_CHARS, MessageId, MessageStatus, segments};
 use crate::auth::{Authenticator, require_service};
 use crate::clock::{Clock, rfc3339};
 use crate::config::Config;
 use crate::guard::check_destination;
 use crate::http::{
-    ApiError, Endpoint, ErrorCode, OUTAGE_RETRY_AFTER_SECS, Route, idempotency_key, json,
-    json_body, path_param, public_base_url, replayed,
+    ApiError, Endpoint, ErrorCode, Route, idempotency_key, json, json_body, path_param,
+    public_base_url, replayed,
 };
 use crate::init::Init;
 use crate::phone::PhoneNumber;
@@ -27,7 +28,7 @@ use crate::store::messages::MessageRecord;
 use crate::store::rate_limits::{Allowance, Limit, Period, Quota};
 use crate::store::{Idempotency, Limits, Messages};
 use crate::telephony::{
-    MESSAGE_STATUS_CALLBACK, OutgoingMessage, Sender, TelephonyError, TelephonyGateway, is_sid,
+    MESSAGE_STATUS_CALLBACK, OutgoingMessage, Sender, TelephonyGateway, is_sid,
 };
 
 pub const SEND: Route = Route::post("/sms/send");
@@ -292,50 +293,23 @@ impl SmsSendEndpoint {
             }),
             one_time_code: None,
         };
-        let id = record.id;
-        match self.telephony.send_message(&message).await {
-            Ok(sent) => {
-                if let Err(error) = self.messages.record_accepted(&id, &sent.sid).await {
-                    // The status callback carries the SID too and attaches it.
-                    tracing::error!(%error, message_id = %id, "the message was sent but its SID could not be stored");
-                }
-                tracing::info!(message_id = %id, to = %outgoing.to.masked(), segments = outgoing.segments, "SMS accepted by the provider");
-                let country = outgoing.to.country_code();
-                crate::telemetry::sent("sms", country, self.config.is_unusual_country(country));
-                Ok(Accepted {
-                    id,
-                    status: MessageStatus::parse(&sent.status)
-                        .unwrap_or(MessageStatus::Queued)
-                        .as_str(),
-                    provider_message_id: sent.sid,
-                    segments: outgoing.segments,
-                })
-            }
-            Err(error) => {
-                tracing::warn!(%error, message_id = %id, to = %outgoing.to.masked(), "SMS not accepted by the provider");
-                if let Err(error) = self
-                    .messages
-                    .mark_failed(&id, error.provider_code(), self.clock.now())
-                    .await
-                {
-                    tracing::error!(%error, message_id = %id, "the message could not be marked failed");
-                }
-                Err(match error {
-                    // Our credentials or account, not the caller's request.
-                    TelephonyError::Rejected {
-                        status: 401 | 403, ..
-                    }
-                    | TelephonyError::Unavailable(_) => {
-                        telephony_unavailable(OUTAGE_RETRY_AFTER_SECS)
-                    }
-                    TelephonyError::Throttled { .. } => telephony_unavailable(1),
-                    TelephonyError::Rejected { code, .. } => ApiError::MessageRejected {
-                        message_id: id.to_string(),
-                        provider_error_code: code,
-                    },
-                })
-            }
-        }
+        let sent = send_logged(
+            self.telephony.as_ref(),
+            &self.messages,
+            self.clock.as_ref(),
+            &self.config,
+            &record.id,
+            &message,
+        )
+        .await?;
+        Ok(Accepted {
+            id: record.id,
+            status: MessageStatus::parse(&sent.status)
+                .unwrap_or(MessageStatus::Queued)
+                .as_str(),
+            provider_message_id: sent.sid,
+            segments: outgoing.segments,
+        })
     }
 
     async fn show(&self, req: &Request) -> Result<Response<Body>, ApiError> {
@@ -366,14 +340,5 @@ impl SmsSendEndpoint {
                 .collect(),
         };
         Ok(json(StatusCode::OK, &entry))
-    }
-}
-
-fn telephony_unavailable(retry_after_secs: u64) -> ApiError {
-    ApiError::Unavailable {
-        code: ErrorCode::TelephonyUnavailable,
-        detail: "the message could not be handed to the provider; try again later".into(),
-        retry_after_secs,
-        cause: None,
     }
 }

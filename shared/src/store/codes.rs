@@ -243,22 +243,18 @@ impl Codes {
             .expression_attribute_values(":verified", s(CodeState::Verified.as_str()))
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .build()?;
-        let items = vec![TransactWriteItem::builder().update(update).build(), lock];
-        let Err(cancelled) = self.transact(items).await? else {
+        let closed = self
+            .close_under_lock(update, lock, |old| {
+                self.refusal_of(read, old, now, max_checks)
+            })
+            .await?;
+        Ok(closed.map(|()| {
             let mut verified = read.clone();
             verified.checks += 1;
             verified.state = CodeState::Verified;
             verified.verified_at = Some(now);
-            return Ok(Ok(verified));
-        };
-        if cancelled.condition_failed(0) {
-            let refusal = self.refusal_of(read, cancelled.old_item(0), now, max_checks)?;
-            return Ok(Err(MatchRefused::Session(refusal)));
-        }
-        if cancelled.condition_failed(1) {
-            return Ok(Err(MatchRefused::PhoneLocked));
-        }
-        Err(cancelled.into_error())
+            verified
+        }))
     }
 
     /// Why a check of `read` was refused, from the item as it was when the condition failed.

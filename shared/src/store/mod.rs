@@ -261,6 +261,30 @@ impl Store {
         }
     }
 
+    /// Closes a verification (a session, a code) by `update`, in one transaction with `lock`
+    /// (the phone's failure cap, [`Limits::failure_lock_check`]): a phone at its cap cannot
+    /// verify, whatever the verification. The update's refusal comes back as `refused` makes
+    /// it of the item as it was; the lock's as [`MatchRefused::PhoneLocked`].
+    pub(crate) async fn close_under_lock(
+        &self,
+        update: aws_sdk_dynamodb::types::Update,
+        lock: TransactWriteItem,
+        refused: impl FnOnce(Option<Item>) -> Result<crate::session::Refusal, StoreError>,
+    ) -> Result<Result<(), sessions::MatchRefused>, StoreError> {
+        let items = vec![TransactWriteItem::builder().update(update).build(), lock];
+        let Err(cancelled) = self.transact(items).await? else {
+            return Ok(Ok(()));
+        };
+        if cancelled.condition_failed(0) {
+            let refusal = refused(cancelled.old_item(0))?;
+            return Ok(Err(sessions::MatchRefused::Session(refusal)));
+        }
+        if cancelled.condition_failed(1) {
+            return Ok(Err(sessions::MatchRefused::PhoneLocked));
+        }
+        Err(cancelled.into_error())
+    }
+
     /// Writes a new item, never over an existing one (ids are random v4 UUIDs: a collision is
     /// astronomically unlikely, and would be refused rather than overwrite).
     pub(crate) async fn put_new(

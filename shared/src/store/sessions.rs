@@ -236,14 +236,7 @@ impl Sessions {
                     UpdateItemError::ConditionalCheckFailedException(c) => c.item,
                     _ => None,
                 };
-                let refusal = match old {
-                    None => Refusal::NotFound,
-                    Some(item) => session_from(Item(item))?
-                        .refusal(now, max_attempts)
-                        // The condition failed, so something refused it; if the old image shows
-                        // nothing, the session filled up between the two reads.
-                        .unwrap_or(Refusal::AttemptsExhausted),
-                };
+                let refusal = refusal_of(old.map(Item), now, max_attempts)?;
                 Ok(Err(refusal))
             }
             Err(e) => Err(StoreError::sdk("UpdateItem", e)),
@@ -280,27 +273,16 @@ impl Sessions {
             .expression_attribute_values(":one", n(1))
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .build()?;
-        let items = vec![TransactWriteItem::builder().update(update).build(), lock];
-        let Err(cancelled) = self.transact(items).await? else {
+        let closed = self
+            .close_under_lock(update, lock, |old| refusal_of(old, now, max_attempts))
+            .await?;
+        Ok(closed.map(|()| {
             let mut verified = read.clone();
             verified.attempts += 1;
             verified.state = SessionState::Verified;
             verified.verified_at = Some(now);
-            return Ok(Ok(verified));
-        };
-        if cancelled.condition_failed(0) {
-            let refusal = match cancelled.old_item(0) {
-                None => Refusal::NotFound,
-                Some(item) => session_from(item)?
-                    .refusal(now, max_attempts)
-                    .unwrap_or(Refusal::AttemptsExhausted),
-            };
-            return Ok(Err(MatchRefused::Session(refusal)));
-        }
-        if cancelled.condition_failed(1) {
-            return Ok(Err(MatchRefused::PhoneLocked));
-        }
-        Err(cancelled.into_error())
+            verified
+        }))
     }
 
     /// Records the call the gateway placed for a pending session, unless a status callback got
@@ -409,6 +391,22 @@ impl Sessions {
             Err(e) => Err(StoreError::sdk("UpdateItem", e)),
         }
     }
+}
+
+/// Why an attempt was refused, from the session as it was when the condition failed.
+fn refusal_of(
+    old: Option<Item>,
+    now: OffsetDateTime,
+    max_attempts: u32,
+) -> Result<Refusal, StoreError> {
+    Ok(match old {
+        None => Refusal::NotFound,
+        Some(item) => session_from(item)?
+            .refusal(now, max_attempts)
+            // The condition failed, so something refused it; if the old image shows nothing,
+            // the session filled up between the two reads.
+            .unwrap_or(Refusal::AttemptsExhausted),
+    })
 }
 
 fn session_from(item: Item) -> Result<Session, StoreError> {

@@ -50,6 +50,15 @@ async fn checks_counted(app: &TestApp, phone: &PhoneNumber) -> u32 {
         .map_or(0, |v| v.checks)
 }
 
+/// The phone's failed verifications counted today (the cap shared with flash calls).
+async fn failures_today(app: &TestApp, phone: &PhoneNumber) -> u32 {
+    app.store
+        .limits()
+        .failures_today(phone, app.clock.now())
+        .await
+        .unwrap()
+}
+
 #[tokio::test]
 async fn a_code_goes_out_by_sms_and_verifies_once_with_an_sms_token() {
     let app = TestApp::spawn(&[]).await;
@@ -165,13 +174,11 @@ async fn a_hundred_concurrent_wrong_checks_count_exactly_max_code_checks() {
     assert_eq!(mismatches, 5);
     assert_eq!(exhausted, 95);
     assert_eq!(checks_counted(&app, &phone).await, 5);
-    let failures = app
-        .store
-        .limits()
-        .failures_today(&phone, app.clock.now())
-        .await
-        .unwrap();
-    assert_eq!(failures, 5, "only counted checks count as failures");
+    assert_eq!(
+        failures_today(&app, &phone).await,
+        5,
+        "only counted checks count as failures"
+    );
     let late = app.check_code(phone.as_str(), &code, Some(&id)).await;
     assert_eq!(late.status, 429, "{}", late.body);
     assert_eq!(late.body["error"], "attempts_exhausted");
@@ -343,13 +350,7 @@ async fn bad_input_is_a_4xx_that_sends_and_counts_nothing() {
         assert_eq!(reply.status, 400, "{body}: {}", reply.body);
     }
     assert_eq!(checks_counted(&app, &phone).await, 0);
-    let failures = app
-        .store
-        .limits()
-        .failures_today(&phone, app.clock.now())
-        .await
-        .unwrap();
-    assert_eq!(failures, 0);
+    assert_eq!(failures_today(&app, &phone).await, 0);
 
     let other = random_phone();
     let bad_starts = [

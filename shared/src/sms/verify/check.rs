@@ -8,10 +8,7 @@ use secrecy::ExposeSecret;
 use serde::Serialize;
 use time::OffsetDateTime;
 
-use super::{
-    CheckBody, SmsVerifyEndpoint, Subject, phone_locked, refusal, telephony_unavailable,
-    verify_error,
-};
+use super::{CheckBody, SmsVerifyEndpoint, Subject, refusal, telephony_unavailable, verify_error};
 use crate::clock::rfc3339;
 use crate::http::{ApiError, OUTAGE_RETRY_AFTER_SECS, json, json_body};
 use crate::phone::PhoneNumber;
@@ -22,7 +19,6 @@ use crate::sms::code::{
 };
 use crate::store::rate_limits::seconds_to_day_end;
 use crate::store::sessions::MatchRefused;
-use crate::telemetry::Channel;
 use crate::telephony::CheckOutcome;
 use crate::token::{self, TOKEN_TYPE};
 
@@ -44,17 +40,11 @@ impl SmsVerifyEndpoint {
         let now = self.clock.now();
         let subject = Subject::resolve(&secrets, &body.phone_number, now)?;
         let length = match &subject {
-            Subject::TestNumber(phone) => secrets
-                .test_number(phone.as_str(), now)
-                .map_or(0, |(_, t)| t.code.expose_secret().len()),
+            Subject::TestNumber(_, length) => *length,
             Subject::Phone(_) => self.config.codes.length as usize,
         };
         check_code_format(&body.code, length)?;
-        let channel = match (&subject, &self.verify) {
-            (Subject::TestNumber(_), _) => Channel::TestNumber,
-            (Subject::Phone(_), Some(_)) => Channel::Delegated,
-            (Subject::Phone(_), None) => Channel::SmsCode,
-        };
+        let channel = self.channel(matches!(subject, Subject::TestNumber(..)));
         let outcome = self.check_code(&secrets, &body, subject.phone(), now).await;
         crate::telemetry::verification_checked(
             channel,
@@ -90,7 +80,7 @@ impl SmsVerifyEndpoint {
             // Past the phone's cap the answer is the same for a right and a wrong code.
             if let Err(exceeded) = self.limits.count_failure(phone, cap, now).await? {
                 tracing::info!(verification_id = %read.id, "phone locked: failed verifications at the daily cap");
-                return Err(phone_locked(exceeded.retry_after_secs));
+                return Err(ApiError::phone_locked(exceeded.retry_after_secs));
             }
             tracing::info!(verification_id = %read.id, checks = counted.checks, "wrong code");
             return Err(ApiError::CodeMismatch {
@@ -101,7 +91,9 @@ impl SmsVerifyEndpoint {
         let verified = match self.codes.record_success(&read, now, max, lock).await? {
             Ok(verified) => verified,
             Err(MatchRefused::Session(refused)) => return Err(refusal(refused)),
-            Err(MatchRefused::PhoneLocked) => return Err(phone_locked(seconds_to_day_end(now))),
+            Err(MatchRefused::PhoneLocked) => {
+                return Err(ApiError::phone_locked(seconds_to_day_end(now)));
+            }
         };
         self.verified(secrets, &verified, now)
     }
@@ -197,11 +189,7 @@ impl SmsVerifyEndpoint {
             now,
         )?;
         tracing::info!(verification_id = %v.id, phone = %v.phone.masked(), "phone verified by code");
-        let channel = match (&v.method, &self.verify) {
-            (crate::sms::code::CodeMethod::TestNumber, _) => Channel::TestNumber,
-            (_, Some(_)) => Channel::Delegated,
-            (_, None) => Channel::SmsCode,
-        };
+        let channel = self.channel(v.method == CodeMethod::TestNumber);
         crate::telemetry::time_to_verify(channel, (now - v.created_at).as_seconds_f64());
         let verified = Verified {
             verified: true,

@@ -9,6 +9,7 @@ mod start;
 use std::sync::Arc;
 
 use lambda_http::{Body, Request, Response};
+use secrecy::ExposeSecret;
 use serde::Deserialize;
 use time::OffsetDateTime;
 
@@ -20,6 +21,7 @@ use crate::phone::PhoneNumber;
 use crate::secrets::{Secrets, SecretsCache};
 use crate::session::Refusal;
 use crate::store::{Codes, Limits, Messages};
+use crate::telemetry::Channel;
 use crate::telephony::{TelephonyError, TelephonyGateway, TwilioVerify};
 
 pub const START: Route = Route::post("/sms/verify/start");
@@ -69,16 +71,7 @@ impl Endpoint for SmsVerifyEndpoint {
                 None
             }
         };
-        if config.require_app_signature
-            && secrets
-                .loaded()
-                .is_some_and(|s| s.app_signatures.is_empty())
-        {
-            anyhow::bail!(
-                "REQUIRE_APP_SIGNATURE is true but secret {} has no app_signatures",
-                config.secret_id
-            );
-        }
+        crate::guard::require_signatures_configured(&config, &secrets)?;
         let store = init.store();
         Ok(SmsVerifyEndpoint {
             telephony: init.telephony().await?,
@@ -105,20 +98,33 @@ impl Endpoint for SmsVerifyEndpoint {
     }
 }
 
+impl SmsVerifyEndpoint {
+    /// The channel a verification counts under in the metrics: a test number's, or this
+    /// deployment's (our codes, or Twilio Verify's).
+    fn channel(&self, test_number: bool) -> Channel {
+        match (test_number, &self.verify) {
+            (true, _) => Channel::TestNumber,
+            (false, Some(_)) => Channel::Delegated,
+            (false, None) => Channel::SmsCode,
+        }
+    }
+}
+
 /// The phone a request names: a test number of the secret, still valid at `now`, as it is
 /// (it need not be a valid number: it is never texted), or else a valid number.
 #[derive(Debug)]
 enum Subject {
-    TestNumber(PhoneNumber),
+    /// A test number, with the length of its fixed code.
+    TestNumber(PhoneNumber, usize),
     Phone(PhoneNumber),
 }
 
 impl Subject {
     fn resolve(secrets: &Secrets, typed: &str, now: OffsetDateTime) -> Result<Self, ApiError> {
-        if let Some((e164, _)) = secrets.test_number(typed, now)
+        if let Some((e164, test)) = secrets.test_number(typed, now)
             && let Ok(phone) = PhoneNumber::test_number(e164)
         {
-            return Ok(Subject::TestNumber(phone));
+            return Ok(Subject::TestNumber(phone, test.code.expose_secret().len()));
         }
         PhoneNumber::parse(typed)
             .map(Subject::Phone)
@@ -127,7 +133,7 @@ impl Subject {
 
     fn phone(&self) -> &PhoneNumber {
         match self {
-            Subject::TestNumber(phone) | Subject::Phone(phone) => phone,
+            Subject::TestNumber(phone, _) | Subject::Phone(phone) => phone,
         }
     }
 }
@@ -150,14 +156,6 @@ fn refusal(r: Refusal) -> ApiError {
             ErrorCode::VerificationNotFound,
             "no open verification matches this phone number; start one",
         ),
-    }
-}
-
-/// The answer to a phone at its daily cap of failed verifications.
-fn phone_locked(retry_after_secs: u64) -> ApiError {
-    ApiError::AttemptsExhausted {
-        detail: "too many failed verifications for this phone today; try again later".into(),
-        retry_after_secs: Some(retry_after_secs),
     }
 }
 

@@ -7,23 +7,21 @@ use secrecy::ExposeSecret;
 use serde::Serialize;
 use time::OffsetDateTime;
 
-use super::{
-    SmsVerifyEndpoint, StartBody, Subject, check_locale, telephony_unavailable, verify_error,
-};
+use super::{SmsVerifyEndpoint, StartBody, Subject, check_locale, verify_error};
 use crate::clock::rfc3339;
 use crate::guard::{check_app_signature, check_destination};
-use crate::http::{ApiError, OUTAGE_RETRY_AFTER_SECS, client_ip, json, json_body, public_base_url};
+use crate::http::{ApiError, client_ip, json, json_body, public_base_url};
 use crate::phone::PhoneNumber;
 use crate::secrets::Secrets;
 use crate::sms::code::{
     CodeMethod, CodeState, CodeVerification, VerificationId, code_hash, is_app_hash, message_text,
     random_code,
 };
+use crate::sms::outbox::send_logged;
 use crate::sms::segments;
 use crate::store::messages::MessageRecord;
 use crate::store::rate_limits::{Allowance, Limit, Period, Quota, Taken};
-use crate::telemetry::Channel;
-use crate::telephony::{MESSAGE_STATUS_CALLBACK, OutgoingMessage, TelephonyError};
+use crate::telephony::{MESSAGE_STATUS_CALLBACK, OutgoingMessage};
 
 #[derive(Debug, Serialize)]
 struct Started {
@@ -50,7 +48,7 @@ impl SmsVerifyEndpoint {
         let subject = Subject::resolve(&secrets, &body.phone_number, now)?;
         let signed = check_app_signature(&self.config, &secrets, body.app_signature.as_deref())?;
         let phone = match subject {
-            Subject::TestNumber(phone) => return self.start_test_number(phone, now).await,
+            Subject::TestNumber(phone, _) => return self.start_test_number(phone, now).await,
             Subject::Phone(phone) => phone,
         };
         check_destination(&self.config, &phone)?;
@@ -63,19 +61,11 @@ impl SmsVerifyEndpoint {
             locale: body.locale.as_deref(),
             app_hash,
         };
-        let (verification, channel) = match &self.verify {
-            None => (
-                self.start_with_our_code(req, &secrets, &start, now).await?,
-                Channel::SmsCode,
-            ),
-            Some(_) => (
-                self.start_delegated(req, &start, now).await?,
-                Channel::Delegated,
-            ),
+        let verification = match &self.verify {
+            None => self.start_with_our_code(req, &secrets, &start, now).await?,
+            Some(_) => self.start_delegated(req, &start, now).await?,
         };
-        crate::telemetry::verification_started(channel);
-        let country = start.phone.country_code();
-        crate::telemetry::sent("sms", country, self.config.is_unusual_country(country));
+        crate::telemetry::verification_started(self.channel(false));
         Ok(self.started(&verification))
     }
 
@@ -91,12 +81,13 @@ impl SmsVerifyEndpoint {
 
     fn new_verification(
         &self,
+        id: VerificationId,
         phone: PhoneNumber,
         method: CodeMethod,
         now: OffsetDateTime,
     ) -> CodeVerification {
         CodeVerification {
-            id: VerificationId::random(),
+            id,
             phone,
             method,
             state: CodeState::Pending,
@@ -115,7 +106,8 @@ impl SmsVerifyEndpoint {
         phone: PhoneNumber,
         now: OffsetDateTime,
     ) -> Result<Response<Body>, ApiError> {
-        let verification = self.new_verification(phone, CodeMethod::TestNumber, now);
+        let verification =
+            self.new_verification(VerificationId::random(), phone, CodeMethod::TestNumber, now);
         self.codes
             .transact(vec![self.codes.replace(&verification)?])
             .await?
@@ -126,7 +118,7 @@ impl SmsVerifyEndpoint {
             test_number = true,
             "code verification started for a test number: no SMS sent"
         );
-        crate::telemetry::verification_started(Channel::TestNumber);
+        crate::telemetry::verification_started(self.channel(true));
         Ok(self.started(&verification))
     }
 
@@ -206,21 +198,11 @@ impl SmsVerifyEndpoint {
             )));
         };
         let code = random_code(codes.length);
-        let mut verification = self.new_verification(
-            start.phone.clone(),
-            CodeMethod::Hashed {
-                hash: String::new(),
-            },
-            now,
-        );
-        let hash = code_hash(
-            key.expose_secret().as_bytes(),
-            &start.phone,
-            &verification.id,
-            &code,
-        )
-        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("the code could not be hashed")))?;
-        verification.method = CodeMethod::Hashed { hash };
+        let id = VerificationId::random();
+        let hash = code_hash(key.expose_secret().as_bytes(), &start.phone, &id, &code)
+            .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("the code could not be hashed")))?;
+        let mut verification =
+            self.new_verification(id, start.phone.clone(), CodeMethod::Hashed { hash }, now);
         let text = message_text(
             codes.templates.for_locale(start.locale),
             &codes.app_name,
@@ -254,44 +236,21 @@ impl SmsVerifyEndpoint {
             }),
             one_time_code: Some(code),
         };
-        match self.telephony.send_message(&message).await {
-            Ok(sent) => {
-                if let Err(error) = self.messages.record_accepted(&record.id, &sent.sid).await {
-                    tracing::error!(%error, message_id = %record.id, "the code was sent but its SID could not be stored");
-                }
-                tracing::info!(
-                    verification_id = %verification.id,
-                    message_id = %record.id,
-                    phone = %start.phone.masked(),
-                    "verification code sent"
-                );
-                Ok(verification)
-            }
-            Err(error) => {
-                tracing::warn!(%error, verification_id = %verification.id, phone = %start.phone.masked(), "verification code not sent");
-                if let Err(error) = self
-                    .messages
-                    .mark_failed(&record.id, error.provider_code(), self.clock.now())
-                    .await
-                {
-                    tracing::error!(%error, message_id = %record.id, "the message could not be marked failed");
-                }
-                self.undo(&taken, &verification).await;
-                Err(match error {
-                    TelephonyError::Rejected {
-                        status: 401 | 403, ..
-                    }
-                    | TelephonyError::Unavailable(_) => {
-                        telephony_unavailable(OUTAGE_RETRY_AFTER_SECS)
-                    }
-                    TelephonyError::Throttled { .. } => telephony_unavailable(1),
-                    TelephonyError::Rejected { code, .. } => ApiError::MessageRejected {
-                        message_id: record.id.to_string(),
-                        provider_error_code: code,
-                    },
-                })
-            }
+        let sent = send_logged(
+            self.telephony.as_ref(),
+            &self.messages,
+            self.clock.as_ref(),
+            &self.config,
+            &record.id,
+            &message,
+        )
+        .await;
+        if let Err(refused) = sent {
+            self.undo(&taken, &verification).await;
+            return Err(refused);
         }
+        tracing::info!(verification_id = %verification.id, message_id = %record.id, "verification code sent");
+        Ok(verification)
     }
 
     /// Twilio Verify's code: our guard first, then Verify makes and sends the code; we keep
@@ -306,6 +265,7 @@ impl SmsVerifyEndpoint {
             return Err(ApiError::Internal(anyhow::anyhow!("no Verify service")));
         };
         let verification = self.new_verification(
+            VerificationId::random(),
             start.phone.clone(),
             CodeMethod::Delegated { provider_sid: None },
             now,
@@ -330,6 +290,8 @@ impl SmsVerifyEndpoint {
                     phone = %start.phone.masked(),
                     "verification code sent by Twilio Verify"
                 );
+                let country = start.phone.country_code();
+                crate::telemetry::sent("sms", country, self.config.is_unusual_country(country));
                 Ok(verification)
             }
             Err(error) => {
