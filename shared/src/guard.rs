@@ -35,8 +35,14 @@ pub fn check_app_signature(
     secrets: &Secrets,
     signature: Option<&str>,
 ) -> Result<bool, ApiError> {
-    let allowed =
-        signature.is_some_and(|s| s.len() <= MAX_SIGNATURE_LEN && secrets.allows_app_signature(s));
+    // Over-long is malformed whatever the setting (the contract's maxLength).
+    if signature.is_some_and(|s| s.chars().count() > MAX_SIGNATURE_LEN) {
+        return Err(ApiError::field(
+            "app_signature",
+            format!("must be at most {MAX_SIGNATURE_LEN} characters"),
+        ));
+    }
+    let allowed = signature.is_some_and(|s| secrets.allows_app_signature(s));
     if !config.require_app_signature || allowed {
         return Ok(allowed);
     }

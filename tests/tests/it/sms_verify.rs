@@ -483,3 +483,22 @@ async fn locally_the_logging_gateway_prints_the_code_and_plays_the_delivery_call
     }
     assert_eq!(entry["status"], "delivered", "{entry}");
 }
+
+#[tokio::test]
+async fn an_over_long_app_signature_is_a_400_even_when_signatures_are_off() {
+    let app = TestApp::spawn(&[("REQUIRE_APP_SIGNATURE", "false")]).await;
+    let phone = random_phone();
+    let signature = "a".repeat(257);
+    for path in ["/auth/request", "/sms/verify/start"] {
+        let body = json!({"phone_number": phone, "app_signature": signature});
+        let reply = app.post(path, &body).await;
+        assert_eq!(reply.status, 400, "{path}: {}", reply.body);
+        assert_eq!(reply.body["field"], "app_signature", "{path}");
+    }
+    app.assert_untouched(&phone).await;
+    assert!(app.phone.messages_to(&phone).is_empty());
+    // 256 characters are within the contract.
+    let body = json!({"phone_number": phone, "app_signature": "é".repeat(256)});
+    let reply = app.post("/sms/verify/start", &body).await;
+    assert_eq!(reply.status, 202, "{}", reply.body);
+}
