@@ -8,7 +8,8 @@
 #   infra/stack.sh env     print the environment that points the SDK at the stack
 #
 # Settings (environment): DYNAMODB_PORT (8000), SECRETS_PORT (4584), PRISM_PORT (4010),
-# PRISM_VERIFY_PORT (4011, Twilio Verify's spec),
+# PRISM_VERIFY_PORT (4011, Twilio Verify's spec), APP_CHECK_PORT (4012, the local App Check
+# project's JWKS),
 # TABLE_NAME, SECRET_ID, POOL_NUMBERS, DYNAMODB_IN_MEMORY (1 = no files on disk).
 set -euo pipefail
 
@@ -20,6 +21,7 @@ DYNAMODB_PORT=${DYNAMODB_PORT:-8000}
 SECRETS_PORT=${SECRETS_PORT:-4584}
 PRISM_PORT=${PRISM_PORT:-4010}
 PRISM_VERIFY_PORT=${PRISM_VERIFY_PORT:-4011}
+APP_CHECK_PORT=${APP_CHECK_PORT:-4012}
 
 export AWS_REGION=${AWS_REGION:-us-east-1}
 export AWS_ACCESS_KEY_ID=${AWS_ACCESS_KEY_ID:-local}
@@ -32,6 +34,13 @@ export TABLE_NAME=${TABLE_NAME:-phone-verification}
 export SECRET_ID=${SECRET_ID:-phone-verification/app}
 # The local sender of sms-send (a pool number; the logging gateway sends nothing).
 export SMS_FROM_NUMBERS=${SMS_FROM_NUMBERS:-+14155550100}
+# The stack is its own App Check project: its key in infra/.local/app-check (made by
+# `stackctl bootstrap`), its JWKS served on loopback. `stackctl app-check-token` signs tokens.
+export APP_CHECK_LOCAL_DIR=${APP_CHECK_LOCAL_DIR:-$STATE/app-check}
+export APP_CHECK_PROJECT_NUMBER=${APP_CHECK_PROJECT_NUMBER:-424242424242}
+export APP_CHECK_JWKS_URL=${APP_CHECK_JWKS_URL:-http://127.0.0.1:$APP_CHECK_PORT/jwks.json}
+# Test numbers (the secret's TEST_PHONE_NUMBERS) are honoured locally; never by default.
+export ALLOW_TEST_NUMBERS=${ALLOW_TEST_NUMBERS:-true}
 # The SDK must never wander off to the instance metadata service for credentials.
 export AWS_EC2_METADATA_DISABLED=true
 
@@ -114,7 +123,10 @@ up() {
     -h 127.0.0.1 -p "$PRISM_PORT" "$ROOT/tests/fixtures/twilio/twilio_api_v2010.json"
   start twilio-verify-mock "$PRISM_VERIFY_PORT" "$STATE/node/node_modules/.bin/prism" mock --errors \
     -h 127.0.0.1 -p "$PRISM_VERIFY_PORT" "$ROOT/tests/fixtures/twilio/twilio_verify_v2.json"
-  log "bootstrapping table $TABLE_NAME, secret $SECRET_ID and the pool"
+  mkdir -p "$APP_CHECK_LOCAL_DIR/public"
+  start app-check-jwks "$APP_CHECK_PORT" python3 -m http.server "$APP_CHECK_PORT" \
+    --bind 127.0.0.1 --directory "$APP_CHECK_LOCAL_DIR/public"
+  log "bootstrapping table $TABLE_NAME, secret $SECRET_ID, the pool and the App Check project"
   (cd "$ROOT" && cargo run -q -p devstack --bin stackctl -- bootstrap)
 }
 
@@ -152,7 +164,8 @@ stop_started() { if [ ${#STARTED[@]} -gt 0 ]; then down "${STARTED[@]}"; fi; }
 
 env_vars() {
   for v in AWS_REGION AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_ENDPOINT_URL_DYNAMODB \
-           AWS_ENDPOINT_URL_SECRETS_MANAGER AWS_EC2_METADATA_DISABLED TWILIO_MOCK_URL TWILIO_VERIFY_MOCK_URL TABLE_NAME SECRET_ID SMS_FROM_NUMBERS; do
+           AWS_ENDPOINT_URL_SECRETS_MANAGER AWS_EC2_METADATA_DISABLED TWILIO_MOCK_URL TWILIO_VERIFY_MOCK_URL TABLE_NAME SECRET_ID SMS_FROM_NUMBERS \
+           APP_CHECK_LOCAL_DIR APP_CHECK_PROJECT_NUMBER APP_CHECK_JWKS_URL ALLOW_TEST_NUMBERS; do
     printf 'export %s=%q\n' "$v" "${!v}"
   done
 }

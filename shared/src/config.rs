@@ -6,7 +6,6 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use crate::phone::{NumberType, PhoneNumber};
-use crate::store::rate_limits::SendBudgets;
 
 /// The typed configuration. Build it with [`Config::from_env`] in production or
 /// [`Config::from_vars`] in tests; nothing else reads the environment.
@@ -22,7 +21,8 @@ pub struct Config {
     pub max_requests_per_phone_per_day: u32,
     pub max_requests_per_ip_per_hour: u32,
     pub request_cooldown: Duration,
-    /// Country calling codes allowed to verify; empty allows every country.
+    /// Country calling codes allowed to verify; empty allows every country (`*`, or unset
+    /// outside Lambda: a deployment must name its countries).
     pub allowed_country_codes: BTreeSet<u16>,
     /// Where the users are: sends to other (allowed) countries are counted as unusual, for
     /// the alarm. Empty: no country is unusual.
@@ -32,8 +32,25 @@ pub struct Config {
     pub allowed_number_types: BTreeSet<NumberType>,
     /// Service-wide budgets of sends that reach the provider, per hour.
     pub send_budgets: SendBudgets,
-    /// Failed verifications a phone may have in a UTC day, across sessions and channels.
+    /// Failed flash-call verifications a phone may have in a UTC day, across sessions.
     pub max_failed_verifications_per_phone_per_day: u32,
+    /// Requests per client network (IPv4 /24, IPv6 /64) per hour, every channel together.
+    pub max_requests_per_network_per_hour: u32,
+    /// Failed code checks of one phone from one client network in a UTC day.
+    pub max_failed_code_checks_per_phone_per_network_per_day: u32,
+    /// Failed code checks of one phone in a UTC day, whatever the networks: the ceiling that
+    /// bounds guessing.
+    pub max_failed_code_checks_per_phone_per_day: u32,
+    /// App attestation (Firebase App Check).
+    pub attestation: AttestationSettings,
+    /// Days a phone stays trusted after it verified (0: never by its history).
+    pub trusted_phone_days: u32,
+    /// The share of each service-wide budget untrusted requests may use.
+    pub untrusted_share_percent: u32,
+    /// Conversion quarantine of number blocks and countries.
+    pub quarantine: QuarantineSettings,
+    /// Whether `TEST_PHONE_NUMBERS` of the secret are honoured at all.
+    pub allow_test_numbers: bool,
     pub flash_call_ring_timeout: Duration,
     /// The numbers `sms-send` may send from (the first is the default sender unless a
     /// Messaging Service is configured).
@@ -71,6 +88,71 @@ pub struct Config {
 #[error("invalid configuration: {}", .problems.join("; "))]
 pub struct ConfigError {
     pub problems: Vec<String>,
+}
+
+/// Service-wide budgets of everything that reaches the provider (flash calls and SMS alike),
+/// in units: a flash call is one, an SMS one per segment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SendBudgets {
+    pub per_hour: u32,
+    pub per_country_per_hour: u32,
+    /// Per block of 10,000 numbers (the number less its last four digits): pumping walks
+    /// number ranges.
+    pub per_prefix_per_hour: u32,
+}
+
+/// Google's public keys of App Check tokens.
+pub const DEFAULT_APP_CHECK_JWKS_URL: &str = "https://firebaseappcheck.googleapis.com/v1/jwks";
+
+/// Firebase App Check: which project's tokens are accepted, and whether one is required.
+#[derive(Debug, Clone)]
+pub struct AttestationSettings {
+    /// The Firebase project number (digits); unset, no token is looked at.
+    pub project_number: Option<String>,
+    /// The app ids (`sub`) accepted; empty accepts any app of the project.
+    pub app_ids: BTreeSet<String>,
+    pub jwks_url: String,
+    /// `REQUIRE_ATTESTATION`: no token is a 401, an invalid one a 403.
+    pub required: bool,
+}
+
+/// What the conversion quarantine does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QuarantineMode {
+    /// Quarantined destinations are refused.
+    Enforce,
+    /// Nothing is refused; the log, the metric and the event say what would have been.
+    Monitor,
+    /// Nothing is counted or refused.
+    Off,
+}
+
+impl QuarantineMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            QuarantineMode::Enforce => "enforce",
+            QuarantineMode::Monitor => "monitor",
+            QuarantineMode::Off => "off",
+        }
+    }
+}
+
+/// The conversion quarantine: number blocks and countries whose sends do not verify.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QuarantineSettings {
+    pub mode: QuarantineMode,
+    /// The window over which sends and their verifications are counted.
+    pub window: Duration,
+    /// Sends younger than this are not yet counted as unconverted.
+    pub grace: Duration,
+    /// Counted sends a block needs before its conversion is judged.
+    pub min_sends: u32,
+    /// Counted sends a country needs before its conversion is judged.
+    pub country_min_sends: u32,
+    /// Below this share of verified sends, a block or country is quarantined.
+    pub min_conversion_percent: u32,
+    /// How long a quarantine lasts.
+    pub duration: Duration,
 }
 
 /// How `sms-verify` makes, sends and checks its codes.
@@ -184,7 +266,7 @@ impl Config {
                 1..=1_000_000,
             ),
             request_cooldown: env.seconds("REQUEST_COOLDOWN_SECONDS", 30, 0..=3600),
-            allowed_country_codes: env.country_codes("ALLOWED_COUNTRY_CODES"),
+            allowed_country_codes: env.allowed_countries("ALLOWED_COUNTRY_CODES"),
             expected_country_codes: env.country_codes("EXPECTED_COUNTRY_CODES"),
             require_app_signature: env.boolean("REQUIRE_APP_SIGNATURE", true),
             allowed_number_types: env.number_types(
@@ -205,6 +287,43 @@ impl Config {
                 10,
                 1..=1000,
             ),
+            max_requests_per_network_per_hour: env.number(
+                "MAX_REQUESTS_PER_NETWORK_PER_HOUR",
+                200,
+                1..=10_000_000,
+            ),
+            max_failed_code_checks_per_phone_per_network_per_day: env.number(
+                "MAX_FAILED_CODE_CHECKS_PER_PHONE_PER_NETWORK_PER_DAY",
+                10,
+                1..=1000,
+            ),
+            max_failed_code_checks_per_phone_per_day: env.number(
+                "MAX_FAILED_CODE_CHECKS_PER_PHONE_PER_DAY",
+                100,
+                1..=100_000,
+            ),
+            attestation: AttestationSettings {
+                project_number: env.digits("APP_CHECK_PROJECT_NUMBER"),
+                app_ids: env.list("APP_CHECK_APP_IDS"),
+                jwks_url: env.url("APP_CHECK_JWKS_URL", DEFAULT_APP_CHECK_JWKS_URL),
+                required: env.boolean("REQUIRE_ATTESTATION", false),
+            },
+            trusted_phone_days: env.number("TRUSTED_PHONE_DAYS", 90, 0..=3650),
+            untrusted_share_percent: env.number("UNTRUSTED_SHARE_PERCENT", 20, 0..=100),
+            quarantine: QuarantineSettings {
+                mode: env.quarantine_mode("QUARANTINE_MODE"),
+                window: env.seconds("QUARANTINE_WINDOW_SECONDS", 3600, 60..=86_400),
+                grace: env.seconds("QUARANTINE_GRACE_SECONDS", 120, 0..=3600),
+                min_sends: env.number("QUARANTINE_MIN_SENDS", 10, 1..=1_000_000),
+                country_min_sends: env.number("QUARANTINE_COUNTRY_MIN_SENDS", 200, 1..=10_000_000),
+                min_conversion_percent: env.number(
+                    "QUARANTINE_MIN_CONVERSION_PERCENT",
+                    20,
+                    0..=100,
+                ),
+                duration: env.seconds("QUARANTINE_SECONDS", 43_200, 60..=2_592_000),
+            },
+            allow_test_numbers: env.boolean("ALLOW_TEST_NUMBERS", false),
             flash_call_ring_timeout: env.seconds("FLASH_CALL_RING_TIMEOUT_SECONDS", 10, 5..=60),
             sms_from_numbers: env.phone_numbers("SMS_FROM_NUMBERS"),
             sms_messaging_service_sid: env.sid(
@@ -282,6 +401,22 @@ impl Config {
         {
             env.problems
                 .push("PUBLIC_BASE_URL must start with https:// or http://".into());
+        }
+        if config.attestation.required && config.attestation.project_number.is_none() {
+            env.problems
+                .push("REQUIRE_ATTESTATION is true but APP_CHECK_PROJECT_NUMBER is not set".into());
+        }
+        if config.quarantine.grace >= config.quarantine.window {
+            env.problems.push(
+                "QUARANTINE_GRACE_SECONDS must be shorter than QUARANTINE_WINDOW_SECONDS".into(),
+            );
+        }
+        if config.in_lambda && env.raw("ALLOWED_COUNTRY_CODES").is_none() {
+            env.problems.push(
+                "ALLOWED_COUNTRY_CODES must name the country calling codes served (such as 1,44), \
+                 or * for every country"
+                    .into(),
+            );
         }
         if env.problems.is_empty() {
             Ok(config)
@@ -475,6 +610,61 @@ impl Vars {
         CodeTemplates { default, by_locale }
     }
 
+    /// `ALLOWED_COUNTRY_CODES`: country codes, or `*` for every country (an empty set).
+    fn allowed_countries(&mut self, name: &str) -> BTreeSet<u16> {
+        if self.raw(name) == Some("*") {
+            return BTreeSet::new();
+        }
+        self.country_codes(name)
+    }
+
+    /// A comma-separated list of names (empty: none).
+    fn list(&mut self, name: &str) -> BTreeSet<String> {
+        self.raw(name)
+            .unwrap_or_default()
+            .split(',')
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// A string of decimal digits (a project number).
+    fn digits(&mut self, name: &str) -> Option<String> {
+        let raw = self.raw(name)?;
+        if raw.len() <= 20 && raw.bytes().all(|b| b.is_ascii_digit()) {
+            Some(raw.to_owned())
+        } else {
+            self.problems
+                .push(format!("{name} must be a project number (digits only)"));
+            None
+        }
+    }
+
+    /// An http(s) URL, without a trailing slash.
+    fn url(&mut self, name: &str, default: &str) -> String {
+        let url = self.string(name, default);
+        if !url.starts_with("https://") && !url.starts_with("http://") {
+            self.problems
+                .push(format!("{name} must start with https:// or http://"));
+            return default.to_owned();
+        }
+        url
+    }
+
+    fn quarantine_mode(&mut self, name: &str) -> QuarantineMode {
+        match self.raw(name).map(str::to_ascii_lowercase).as_deref() {
+            None | Some("enforce") => QuarantineMode::Enforce,
+            Some("monitor") => QuarantineMode::Monitor,
+            Some("off") => QuarantineMode::Off,
+            Some(_) => {
+                self.problems
+                    .push(format!("{name} must be enforce, monitor or off"));
+                QuarantineMode::Enforce
+            }
+        }
+    }
+
     fn country_codes(&mut self, name: &str) -> BTreeSet<u16> {
         let Some(raw) = self.raw(name) else {
             return BTreeSet::new();
@@ -644,8 +834,65 @@ mod tests {
     }
 
     #[test]
-    fn lambda_is_detected_from_the_runtime_variables() {
-        let c = Config::from_vars(vars(&[("AWS_LAMBDA_FUNCTION_NAME", "request")])).unwrap();
+    fn lambda_is_detected_from_the_runtime_variables_and_must_name_its_countries() {
+        let err = Config::from_vars(vars(&[("AWS_LAMBDA_FUNCTION_NAME", "request")])).unwrap_err();
+        assert!(err.to_string().contains("ALLOWED_COUNTRY_CODES"), "{err}");
+        let c = Config::from_vars(vars(&[
+            ("AWS_LAMBDA_FUNCTION_NAME", "request"),
+            ("ALLOWED_COUNTRY_CODES", "*"),
+        ]))
+        .unwrap();
         assert!(c.in_lambda);
+        assert!(c.allowed_country_codes.is_empty(), "* allows every country");
+    }
+
+    #[test]
+    fn the_abuse_defense_has_the_documented_defaults() {
+        let c = Config::from_vars(HashMap::new()).unwrap();
+        assert_eq!(c.max_requests_per_network_per_hour, 200);
+        assert_eq!(c.max_failed_code_checks_per_phone_per_network_per_day, 10);
+        assert_eq!(c.max_failed_code_checks_per_phone_per_day, 100);
+        assert_eq!(c.trusted_phone_days, 90);
+        assert_eq!(c.untrusted_share_percent, 20);
+        assert!(!c.allow_test_numbers);
+        assert!(!c.attestation.required && c.attestation.project_number.is_none());
+        assert_eq!(c.attestation.jwks_url, DEFAULT_APP_CHECK_JWKS_URL);
+        let q = c.quarantine;
+        assert_eq!(q.mode, QuarantineMode::Enforce);
+        assert_eq!(q.window, Duration::from_secs(3600));
+        assert_eq!(q.grace, Duration::from_secs(120));
+        assert_eq!((q.min_sends, q.country_min_sends), (10, 200));
+        assert_eq!(q.min_conversion_percent, 20);
+        assert_eq!(q.duration, Duration::from_secs(43_200));
+    }
+
+    #[test]
+    fn the_abuse_defense_settings_are_checked() {
+        let err = Config::from_vars(vars(&[
+            ("REQUIRE_ATTESTATION", "true"),
+            ("QUARANTINE_MODE", "audit"),
+            ("UNTRUSTED_SHARE_PERCENT", "101"),
+            ("APP_CHECK_PROJECT_NUMBER", "my-project"),
+            ("APP_CHECK_JWKS_URL", "ftp://example.com"),
+        ]))
+        .unwrap_err();
+        let text = err.to_string();
+        for name in [
+            "REQUIRE_ATTESTATION",
+            "QUARANTINE_MODE",
+            "UNTRUSTED_SHARE_PERCENT",
+            "APP_CHECK_PROJECT_NUMBER",
+            "APP_CHECK_JWKS_URL",
+        ] {
+            assert!(text.contains(name), "{name} missing from {text}");
+        }
+        let c = Config::from_vars(vars(&[
+            ("APP_CHECK_PROJECT_NUMBER", "123456789012"),
+            ("APP_CHECK_APP_IDS", "1:123:android:ab, 1:123:ios:cd"),
+            ("QUARANTINE_MODE", "Monitor"),
+        ]))
+        .unwrap();
+        assert_eq!(c.attestation.app_ids.len(), 2);
+        assert_eq!(c.quarantine.mode, QuarantineMode::Monitor);
     }
 }

@@ -10,6 +10,7 @@
 //! | `session.expired` | DynamoDB's TTL deleting a session or code still pending |
 //! | `rate_limit.reached` | a guard counter reaching its maximum: the next request in its window is refused |
 //! | `telephony.error` | a call that could not be placed, a message `failed` or `undelivered` |
+//! | `destination.quarantined` | a number block or country quarantined for its conversion (`mode`: `enforce`, or `monitor`: nothing refused) |
 
 use serde_json::{Value, json};
 
@@ -63,6 +64,20 @@ pub fn from_stream_record(record: &Value) -> Option<Value> {
                     "max": max,
                 }))
             })?
+        }
+        ("QUARANTINE", "INSERT" | "MODIFY") => {
+            let until = new.number("until")?;
+            (old.number("until") != Some(until)).then(|| {
+                json!({
+                    "type": "destination.quarantined",
+                    "destination": new.string("sk"),
+                    "kind": new.string("kind"),
+                    "mode": new.string("mode"),
+                    "until_ms": until,
+                    "sends": new.number("sends"),
+                    "verified": new.number("verified"),
+                })
+            })
         }
         ("MESSAGE", "MODIFY") => {
             let status = new.string("status")?;
@@ -258,6 +273,26 @@ mod tests {
         assert_eq!(reached["counter"], "flash-phone-day");
         assert_eq!(reached["subject"], "+14155550123");
         assert!(from_stream_record(&record("MODIFY", counter(8), counter(9))).is_none());
+    }
+
+    #[test]
+    fn a_new_quarantine_is_an_event_once() {
+        let quarantine = |until: u64| {
+            json!({"pk": {"S": "QUARANTINE"}, "sk": {"S": "+1415555"}, "kind": {"S": "block"},
+                   "mode": {"S": "monitor"}, "until": {"N": until.to_string()},
+                   "sends": {"N": "12"}, "verified": {"N": "1"}})
+        };
+        let event = from_stream_record(&record("INSERT", Value::Null, quarantine(5))).unwrap();
+        assert_eq!(event["type"], "destination.quarantined");
+        assert_eq!(event["destination"], "+1415555");
+        assert_eq!(event["mode"], "monitor");
+        assert_eq!(
+            (event["sends"].clone(), event["verified"].clone()),
+            (json!(12), json!(1))
+        );
+        assert!(from_stream_record(&record("MODIFY", quarantine(5), quarantine(5))).is_none());
+        let override_ = json!({"pk": {"S": "QUARANTINE_OVERRIDE"}, "sk": {"S": "+1415555"}});
+        assert!(from_stream_record(&record("INSERT", Value::Null, override_)).is_none());
     }
 
     #[test]

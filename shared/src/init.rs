@@ -9,6 +9,7 @@ use tokio::sync::OnceCell;
 
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
+use crate::guard::AppCheck;
 use crate::secrets::SecretsCache;
 use crate::store::Store;
 use crate::telephony::{ConfiguredGateway, TelephonyGateway};
@@ -20,6 +21,7 @@ pub struct Init {
     sdk: aws_config::SdkConfig,
     secrets: Arc<SecretsCache>,
     telephony: OnceCell<Arc<dyn TelephonyGateway>>,
+    app_check: Arc<AppCheck>,
 }
 
 impl Init {
@@ -37,6 +39,7 @@ impl Init {
             config.secret_refresh_interval,
         ));
         Init {
+            app_check: Arc::new(AppCheck::new(config.attestation.clone())),
             config: Arc::new(config),
             clock: Arc::new(SystemClock),
             dynamodb: aws_sdk_dynamodb::Client::new(&sdk),
@@ -82,6 +85,11 @@ impl Init {
     pub fn with_secrets(mut self, secrets: Arc<SecretsCache>) -> Self {
         self.secrets = secrets;
         self
+    }
+
+    /// App Check's verifier and its JWKS cache, shared by every endpoint of the process.
+    pub fn app_check(&self) -> Arc<AppCheck> {
+        self.app_check.clone()
     }
 
     pub fn store(&self) -> Store {

@@ -99,7 +99,7 @@ fn parse_test_numbers(
             });
         match (code, valid_until) {
             (Some(code), Some(valid_until))
-                if (4..=10).contains(&code.len()) && code.bytes().all(|b| b.is_ascii_digit()) =>
+                if (6..=10).contains(&code.len()) && code.bytes().all(|b| b.is_ascii_digit()) =>
             {
                 numbers.insert(
                     number.clone(),
@@ -110,7 +110,7 @@ fn parse_test_numbers(
                 );
             }
             _ => problems.push(format!(
-                "{NAME}: entry {} needs a code of 4 to 10 digits and an RFC 3339 valid_until",
+                "{NAME}: entry {} needs a code of 6 to 10 digits and an RFC 3339 valid_until",
                 i + 1
             )),
         }
@@ -478,6 +478,12 @@ mod tests {
         );
         let err = Secrets::parse("id", &bad).unwrap_err().to_string();
         assert!(err.contains("entry 1") && err.contains("entry 2"), "{err}");
+        // A test number's code has at least six digits: four are guessed in an afternoon.
+        let short = format!(
+            r#"{{"token_signing_key":"{KEY}","TEST_PHONE_NUMBERS":{{"+15555550100":{{"code":"1234","valid_until":"2030-01-01T00:00:00Z"}}}}}}"#
+        );
+        let err = Secrets::parse("id", &short).unwrap_err().to_string();
+        assert!(err.contains("6 to 10 digits"), "{err}");
     }
 
     #[test]

@@ -33,6 +33,9 @@ pub const METRICS: &[&str] = &[
     "HandlerLatency",
     "TimeToVerify",
     "ColdStarts",
+    "Quarantined",
+    "QuarantinedAll",
+    "TestNumberUses",
 ];
 
 static COLLECTOR: OnceLock<Option<&'static Collector>> = OnceLock::new();
@@ -190,6 +193,29 @@ pub fn sent(channel: &'static str, country_code: u16, unusual: bool) {
         counter!("UnusualCountrySends", "country" => country_code.to_string()).increment(1);
         counter!("UnusualCountrySendsAll").increment(1);
     }
+}
+
+/// A destination (`kind`: `block` or `country`) newly quarantined for its conversion, by the
+/// phone's country, in either mode (`monitor`: nothing is refused).
+pub fn quarantined(country_code: u16, kind: &'static str, mode: crate::config::QuarantineMode) {
+    counter!(
+        "Quarantined",
+        "country" => country_code.to_string(),
+        "kind" => kind,
+        "mode" => mode.as_str()
+    )
+    .increment(1);
+    counter!("QuarantinedAll").increment(1);
+}
+
+/// A send refused because its destination is quarantined or denied.
+pub fn quarantine_refusal() {
+    guard_refusal("destination_quarantined");
+}
+
+/// A test number used (started or checked): one left on in production shows here.
+pub fn test_number_used() {
+    counter!("TestNumberUses").increment(1);
 }
 
 /// A request's handling time, and the process's first request as a cold start.

@@ -312,10 +312,16 @@ async fn main() {
 
     // Our own codes and flash calls: the local stack's secret, a recording provider.
     let dynamo = DynamoCalls::default();
-    // The deployed defaults of the settings that change what is written (the cooldowns).
+    // The deployed defaults of the settings that change what is written (the cooldowns, the
+    // untrusted share's counters, the quarantine's reads and counts); the quarantine's
+    // minimums out of reach, so that every verification is served.
     let defaults = [
         ("REQUEST_COOLDOWN_SECONDS", "30"),
         ("CODE_RESEND_COOLDOWN_SECONDS", "30"),
+        ("UNTRUSTED_SHARE_PERCENT", "20"),
+        ("QUARANTINE_MODE", "enforce"),
+        ("QUARANTINE_MIN_SENDS", "1000000"),
+        ("QUARANTINE_COUNTRY_MIN_SENDS", "10000000"),
     ];
     let (init, _clock, phone) = tests::init(&defaults).await;
     let store = init.store();

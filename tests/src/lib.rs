@@ -37,6 +37,18 @@ const TEST_DEFAULTS: &[(&str, &str)] = &[
     ("MAX_SENDS_PER_COUNTRY_PER_HOUR", "10000000"),
     ("MAX_SENDS_PER_PREFIX_PER_HOUR", "1000000"),
     ("MAX_FAILED_VERIFICATIONS_PER_PHONE_PER_DAY", "1000"),
+    (
+        "MAX_FAILED_CODE_CHECKS_PER_PHONE_PER_NETWORK_PER_DAY",
+        "1000",
+    ),
+    ("MAX_FAILED_CODE_CHECKS_PER_PHONE_PER_DAY", "1000"),
+    ("MAX_REQUESTS_PER_NETWORK_PER_HOUR", "1000000"),
+    // Untrusted requests may spend every budget, and nothing is quarantined, but in the tests
+    // of the trust tiers and of the quarantine (on tables of their own): every test's sends
+    // to +1 would otherwise add up to a quarantine of the country.
+    ("UNTRUSTED_SHARE_PERCENT", "100"),
+    ("QUARANTINE_MODE", "off"),
+    ("ALLOW_TEST_NUMBERS", "true"),
     // DynamoDB Local shares two cores with the whole test run: a slow answer is not an outage
     // here (the outage tests set their own short timeouts).
     ("AWS_ATTEMPT_TIMEOUT_MS", "5000"),
@@ -244,6 +256,42 @@ pub fn random_loopback() -> IpAddr {
         rng.random_range(1..=254),
         rng.random_range(1..=254),
     ))
+}
+
+/// The App Check project the tests sign their tokens with (its key made once per process).
+pub fn app_check_project() -> &'static devstack::app_check::Project {
+    static PROJECT: std::sync::OnceLock<devstack::app_check::Project> = std::sync::OnceLock::new();
+    PROJECT.get_or_init(|| {
+        devstack::app_check::Project::generate(TEST_APP_CHECK_PROJECT).expect("an RSA key")
+    })
+}
+
+/// The tests' App Check project number and app.
+pub const TEST_APP_CHECK_PROJECT: &str = "123456789012";
+pub const TEST_APP_ID: &str = "1:123456789012:android:0123456789abcdef";
+
+/// A JWKS server holding the tests' App Check key, and the settings that point an app at it.
+pub async fn app_check_jwks() -> (wiremock::MockServer, Vec<(&'static str, String)>) {
+    let server = wiremock::MockServer::start().await;
+    wiremock::Mock::given(wiremock::matchers::path("/jwks"))
+        .respond_with(
+            wiremock::ResponseTemplate::new(200).set_body_json(app_check_project().jwks()),
+        )
+        .mount(&server)
+        .await;
+    let settings = vec![
+        (
+            "APP_CHECK_PROJECT_NUMBER",
+            TEST_APP_CHECK_PROJECT.to_owned(),
+        ),
+        ("APP_CHECK_JWKS_URL", format!("{}/jwks", server.uri())),
+    ];
+    (server, settings)
+}
+
+/// A valid App Check token of the tests' app at `now`.
+pub fn app_check_token(now: time::OffsetDateTime) -> String {
+    app_check_project().token(TEST_APP_ID, now).unwrap()
 }
 
 /// The local API on a random port, called over HTTP from a source address of its own.
@@ -475,6 +523,25 @@ impl TestApp {
         self.post("/sms/verify/check", &body).await
     }
 
+    /// `POST path` from `source` (a loopback address), with an App Check token if given.
+    pub async fn post_from(
+        &self,
+        source: IpAddr,
+        path: &str,
+        body: &Value,
+        app_check: Option<&str>,
+    ) -> Reply {
+        let client = reqwest::Client::builder()
+            .local_address(source)
+            .build()
+            .unwrap();
+        let mut req = client.post(format!("{}{path}", self.url)).json(body);
+        if let Some(token) = app_check {
+            req = req.header("x-firebase-appcheck", token);
+        }
+        self.send(req).await
+    }
+
     /// Asserts that `phone` was never called and has no session.
     pub async fn assert_untouched(&self, phone: &PhoneNumber) {
         assert_eq!(self.phone.calls_to(phone), 0, "{phone} was called");
@@ -579,6 +646,19 @@ impl aws_sdk_dynamodb::config::Intercept for DynamoCalls {
                 usage.write_units += 1.0 + index_writes(&body);
             }
             "GetItem" | "Query" => usage.read_units += if consistent { 1.0 } else { 0.5 },
+            // Eventually consistent: half a unit per key asked for.
+            "BatchGetItem" => {
+                let keys: usize = body["RequestItems"]
+                    .as_object()
+                    .map(|tables| {
+                        tables
+                            .values()
+                            .map(|t| t["Keys"].as_array().map_or(0, Vec::len))
+                            .sum()
+                    })
+                    .unwrap_or(0);
+                usage.read_units += 0.5 * keys as f64;
+            }
             _ => {}
         }
         Ok(())

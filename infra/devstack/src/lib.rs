@@ -2,6 +2,7 @@
 //! the API Gateway (HTTP API, payload 2.0) event Lambda would receive, decoded by `lambda_http`
 //! exactly as in Lambda, and served by the same endpoint code.
 
+pub mod app_check;
 pub mod bootstrap;
 mod event;
 mod head_guard;

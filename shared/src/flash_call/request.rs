@@ -8,7 +8,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::clock::{Clock, rfc3339};
 use crate::config::Config;
-use crate::guard::{check_app_signature, check_destination, require_signatures_configured};
+use crate::guard::{
+    Caller, Guard, SendRequest, check_app_signature, check_destination,
+    require_signatures_configured,
+};
 use crate::http::{
     ApiError, Endpoint, ErrorCode, OUTAGE_RETRY_AFTER_SECS, Route, client_ip, json, json_body,
     public_base_url,
@@ -18,8 +21,8 @@ use crate::phone::PhoneNumber;
 use crate::pool::SourcePool;
 use crate::secrets::SecretsCache;
 use crate::session::{CallStatus, Session, SessionId, SessionState};
-use crate::store::rate_limits::{Allowance, Limit, Period, Quota};
-use crate::store::{Limits, Sessions};
+use crate::store::Sessions;
+use crate::store::rate_limits::{Limit, Period, Quota};
 use crate::telemetry::Channel;
 use crate::telephony::{FlashCall, TelephonyError, TelephonyGateway, VOICE_STATUS_CALLBACK};
 
@@ -27,7 +30,7 @@ pub struct RequestEndpoint {
     config: Arc<Config>,
     clock: Arc<dyn Clock>,
     sessions: Sessions,
-    limits: Limits,
+    guard: Guard,
     secrets: Arc<SecretsCache>,
     pool: SourcePool,
     telephony: Arc<dyn TelephonyGateway>,
@@ -59,10 +62,15 @@ impl Endpoint for RequestEndpoint {
         let secrets = init.secrets();
         let store = init.store();
         let pool = SourcePool::new(store.pool(), init.config.pool_cache_ttl);
-        // The secret, the pool (which also opens the DynamoDB connection) and the phone
-        // parser's metadata load side by side.
-        let (warmed, (), ()) =
-            tokio::join!(secrets.warm(), crate::phone::warm_up(), pool.prefetch());
+        let guard = Guard::new(init);
+        // The secret, the pool (which also opens the DynamoDB connection), App Check's keys
+        // and the phone parser's metadata load side by side.
+        let (warmed, (), (), ()) = tokio::join!(
+            secrets.warm(),
+            crate::phone::warm_up(),
+            pool.prefetch(),
+            guard.warm()
+        );
         warmed?;
         require_signatures_configured(&init.config, &secrets)?;
         Ok(RequestEndpoint {
@@ -71,7 +79,7 @@ impl Endpoint for RequestEndpoint {
             config: init.config.clone(),
             clock: init.clock.clone(),
             sessions: store.sessions(),
-            limits: store.limits(),
+            guard,
             secrets,
         })
     }
@@ -83,6 +91,7 @@ impl Endpoint for RequestEndpoint {
     ) -> Result<Response<Body>, ApiError> {
         let body: RequestBody = json_body(&req)?;
         let phone = body.phone_number;
+        let attested = self.guard.attest(&req, self.clock.now()).await?;
         self.check_app_signature(body.app_signature.as_deref())
             .await?;
         check_destination(&self.config, &phone)?;
@@ -119,22 +128,23 @@ impl Endpoint for RequestEndpoint {
             max: self.config.max_requests_per_phone_per_day,
             period: Period::Day,
         }];
-        let allowance = Allowance {
-            scope: "flash",
+        let send = SendRequest {
             phone: &session.phone,
+            caller: Caller::App {
+                ip: ip.as_deref(),
+                attested,
+            },
+            scope: "flash",
             per_phone: &per_phone,
-            ip: ip.as_deref(),
-            per_ip_per_hour: self.config.max_requests_per_ip_per_hour,
             cooldown: self.config.request_cooldown,
-            sends: Some(self.config.send_budgets),
-            failure_cap: Some(self.config.max_failed_verifications_per_phone_per_day),
+            units: 1,
+            verification: true,
+            failure_caps: self.guard.flash_failure_caps(&session.phone),
         };
         // The session is written in the guard's transaction: one call, and never a session
         // without its allowance.
         let write = self.sessions.new_session(&session)?;
-        self.limits
-            .take_allowance(&allowance, now, vec![write])
-            .await??;
+        self.guard.admit(&send, now, vec![write]).await?;
         let base_url = public_base_url(&req, self.config.public_base_url.as_deref());
         self.place_call(&session, base_url.as_deref()).await?;
         tracing::info!(session_id = %session.id, phone = %session.phone.masked(), "flash call placed");

@@ -9,21 +9,22 @@ use subtle::ConstantTimeEq;
 
 use crate::clock::{Clock, rfc3339};
 use crate::config::Config;
+use crate::guard::Guard;
 use crate::http::{ApiError, Endpoint, Route, json, json_body};
 use crate::init::Init;
 use crate::phone::PhoneNumber;
 use crate::secrets::SecretsCache;
 use crate::session::{Refusal, Session, SessionId};
+use crate::store::Sessions;
 use crate::store::rate_limits::seconds_to_day_end;
 use crate::store::sessions::{Attempt, MatchRefused};
-use crate::store::{Limits, Sessions};
 use crate::token::{self, TOKEN_TYPE};
 
 pub struct VerifyEndpoint {
     config: Arc<Config>,
     clock: Arc<dyn Clock>,
     sessions: Sessions,
-    limits: Limits,
+    guard: Guard,
     secrets: Arc<SecretsCache>,
 }
 
@@ -63,7 +64,7 @@ impl Endpoint for VerifyEndpoint {
             config: init.config.clone(),
             clock: init.clock.clone(),
             sessions: init.store().sessions(),
-            limits: init.store().limits(),
+            guard: Guard::new(init),
         })
     }
 
@@ -107,12 +108,12 @@ impl VerifyEndpoint {
         // verified while its token cannot be issued (Secrets Manager down is a 503 that changes
         // nothing).
         let secrets = self.secrets.get().await?;
-        let cap = self.config.max_failed_verifications_per_phone_per_day;
+        let caps = self.guard.flash_failure_caps(&session.phone);
         if !matches {
             // The phone's failure is counted first, under its daily cap: past the cap nothing
             // more is answered about any session of the phone, so a guesser gets at most `cap`
             // answers a day whatever the sessions and the concurrency.
-            if let Err(exceeded) = self.limits.count_failure(&session.phone, cap, now).await? {
+            if let Err(exceeded) = self.guard.limits().count_failure(&caps, now).await? {
                 tracing::info!(session_id = %session.id, "phone locked: failed verifications at the daily cap");
                 return Err(ApiError::phone_locked(exceeded.retry_after_secs));
             }
@@ -125,8 +126,12 @@ impl VerifyEndpoint {
                 attempts_remaining: updated.attempts_remaining(max),
             });
         }
-        let lock = self.limits.failure_lock_check(&session.phone, cap, now)?;
-        let updated = match self.sessions.record_match(&session, now, max, lock).await? {
+        let mut also = Vec::new();
+        for cap in &caps {
+            also.push(self.guard.limits().failure_lock_check(cap, now)?);
+        }
+        also.extend(self.guard.trust(&session.phone, now)?);
+        let updated = match self.sessions.record_match(&session, now, max, also).await? {
             Ok(updated) => updated,
             Err(MatchRefused::Session(refusal)) => return Err(refusal.into()),
             Err(MatchRefused::PhoneLocked) => {
@@ -143,6 +148,9 @@ impl VerifyEndpoint {
             now,
         )?;
         tracing::info!(session_id = %updated.id, phone = %updated.phone.masked(), "phone verified");
+        self.guard
+            .converted(&updated.phone, updated.created_at)
+            .await;
         crate::telemetry::time_to_verify(
             crate::telemetry::Channel::FlashCall,
             (now - updated.created_at).as_seconds_f64(),

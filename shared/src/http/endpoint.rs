@@ -55,8 +55,10 @@ pub async fn serve<E: Endpoint>(endpoint: &E, req: Request) -> Response<Body> {
         };
         let mut response = outcome.unwrap_or_else(|error| {
             error.log();
-            if let ApiError::RateLimited { limit, .. } = &error {
-                crate::telemetry::guard_refusal(limit);
+            match &error {
+                ApiError::RateLimited { limit, .. } => crate::telemetry::guard_refusal(limit),
+                ApiError::Quarantined { .. } => crate::telemetry::quarantine_refusal(),
+                _ => {}
             }
             error.into_response()
         });

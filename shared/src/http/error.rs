@@ -54,6 +54,12 @@ pub enum ApiError {
         method: String,
         allow: Vec<&'static str>,
     },
+    /// The destination's number block or country is quarantined (its sends do not verify).
+    #[error("{detail}")]
+    Quarantined {
+        detail: String,
+        retry_after_secs: u64,
+    },
     /// Any other refusal: its code and a sentence for the developer reading it.
     #[error("{detail}")]
     Refused { code: ErrorCode, detail: String },
@@ -117,6 +123,7 @@ impl ApiError {
             ApiError::AttemptsExhausted { .. } => ErrorCode::AttemptsExhausted,
             ApiError::MessageRejected { .. } => ErrorCode::MessageRejected,
             ApiError::MethodNotAllowed { .. } => ErrorCode::MethodNotAllowed,
+            ApiError::Quarantined { .. } => ErrorCode::DestinationQuarantined,
             ApiError::Refused { code, .. } | ApiError::Unavailable { code, .. } => *code,
             ApiError::Internal(_) => ErrorCode::InternalError,
         }
@@ -132,6 +139,9 @@ impl ApiError {
                 retry_after_secs, ..
             }
             | ApiError::Unavailable {
+                retry_after_secs, ..
+            }
+            | ApiError::Quarantined {
                 retry_after_secs, ..
             } => Some(*retry_after_secs),
             ApiError::AttemptsExhausted {
@@ -207,7 +217,10 @@ impl ApiError {
         {
             headers.insert(header::ALLOW, value);
         }
-        if status == StatusCode::UNAUTHORIZED && matches!(self, ApiError::Refused { .. }) {
+        if status == StatusCode::UNAUTHORIZED
+            && matches!(self, ApiError::Refused { .. })
+            && self.code() != ErrorCode::AttestationRequired
+        {
             headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         response

@@ -16,7 +16,7 @@ use super::{MAX_BODY_CHARS, MessageId, MessageStatus, segments};
 use crate::auth::{Authenticator, require_service};
 use crate::clock::{Clock, rfc3339};
 use crate::config::Config;
-use crate::guard::check_destination;
+use crate::guard::{Caller, Guard, SendRequest, check_destination};
 use crate::http::{
     ApiError, Endpoint, ErrorCode, Route, idempotency_key, json, json_body, path_param,
     public_base_url, replayed,
@@ -25,8 +25,8 @@ use crate::init::Init;
 use crate::phone::PhoneNumber;
 use crate::store::idempotency::{Claim, KeyUse};
 use crate::store::messages::MessageRecord;
-use crate::store::rate_limits::{Allowance, Limit, Period, Quota};
-use crate::store::{Idempotency, Limits, Messages};
+use crate::store::rate_limits::{Limit, Period, Quota};
+use crate::store::{Idempotency, Messages};
 use crate::telephony::{
     MESSAGE_STATUS_CALLBACK, OutgoingMessage, Sender, TelephonyGateway, is_sid,
 };
@@ -46,7 +46,7 @@ pub struct SmsSendEndpoint {
     config: Arc<Config>,
     clock: Arc<dyn Clock>,
     auth: Authenticator,
-    limits: Limits,
+    guard: Guard,
     messages: Messages,
     idempotency: Idempotency,
     telephony: Arc<dyn TelephonyGateway>,
@@ -125,7 +125,7 @@ impl Endpoint for SmsSendEndpoint {
             telephony: init.telephony().await?,
             config: init.config.clone(),
             clock: init.clock.clone(),
-            limits: store.limits(),
+            guard: Guard::new(init),
             messages: store.messages(),
             idempotency: store.idempotency(),
         })
@@ -265,20 +265,20 @@ impl SmsSendEndpoint {
             max: self.config.max_sms_per_recipient_per_hour,
             period: Period::Hour,
         }];
-        let allowance = Allowance {
-            scope: "sms-send",
+        // A service key's send is trusted, and not a verification: the quarantine neither
+        // counts nor judges it. It takes a unit of every budget per segment.
+        let send = SendRequest {
             phone: &outgoing.to,
+            caller: Caller::Service,
+            scope: "sms-send",
             per_phone: &per_phone,
-            ip: None,
-            per_ip_per_hour: 0,
             cooldown: Duration::ZERO,
-            sends: Some(self.config.send_budgets),
-            failure_cap: None,
+            units: outgoing.segments,
+            verification: false,
+            failure_caps: Vec::new(),
         };
         let write = self.messages.new_message(&record)?;
-        self.limits
-            .take_allowance(&allowance, now, vec![write])
-            .await??;
+        self.guard.admit(&send, now, vec![write]).await?;
 
         let base_url = public_base_url(req, self.config.public_base_url.as_deref());
         let message = OutgoingMessage {

@@ -227,7 +227,7 @@ impl Codes {
         read: &CodeVerification,
         now: OffsetDateTime,
         max_checks: u32,
-        lock: TransactWriteItem,
+        also: Vec<TransactWriteItem>,
     ) -> Result<Result<CodeVerification, MatchRefused>, StoreError> {
         let update = Update::builder()
             .table_name(self.table())
@@ -244,7 +244,7 @@ impl Codes {
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .build()?;
         let closed = self
-            .close_under_lock(update, lock, |old| {
+            .close_under_lock(update, also, |old| {
                 self.refusal_of(read, old, now, max_checks)
             })
             .await?;

@@ -13,6 +13,7 @@ pub mod keys;
 pub mod messages;
 pub mod pool;
 pub mod rate_limits;
+pub mod reputation;
 pub mod schema;
 pub mod sessions;
 
@@ -29,6 +30,7 @@ pub use item::Item;
 pub use messages::Messages;
 pub use pool::Pool;
 pub use rate_limits::Limits;
+pub use reputation::Reputation;
 pub use sessions::Sessions;
 
 /// A handle on the table; cheap to clone. Endpoints use its views.
@@ -61,7 +63,22 @@ pub enum StoreError {
 const NEW_ITEM: &str = "attribute_not_exists(#pk)";
 
 /// How often a transaction that lost a race is sent again.
-const CONFLICT_RETRIES: u32 = 8;
+const CONFLICT_RETRIES: u32 = 10;
+/// The backoff of the first retry, doubled at each one up to the cap.
+const BACKOFF_BASE_MS: u64 = 10;
+const BACKOFF_CAP_MS: u64 = 400;
+
+/// "Full jitter" backoff: a random wait between zero and the exponential bound, so that the
+/// transactions that collided do not collide again in step.
+fn full_jitter(attempt: u32) -> std::time::Duration {
+    let bound = (BACKOFF_BASE_MS << attempt.min(16)).min(BACKOFF_CAP_MS);
+    let random = u64::from_le_bytes(
+        uuid::Uuid::new_v4().as_bytes()[..8]
+            .try_into()
+            .unwrap_or([0; 8]),
+    );
+    std::time::Duration::from_millis(random % (bound + 1))
+}
 
 /// Service error codes that mean "not now" rather than "never".
 const RETRYABLE_CODES: &[&str] = &[
@@ -228,8 +245,12 @@ impl Store {
         Codes(self.clone())
     }
 
+    pub fn reputation(&self) -> Reputation {
+        Reputation(self.clone())
+    }
+
     /// Runs a transaction. One that lost a race with another transaction on the same items
-    /// (`TransactionConflict`, nothing refused by a condition) is sent again after a jittered
+    /// (`TransactionConflict`, nothing refused by a condition) is sent again after a full-jitter
     /// backoff, up to [`CONFLICT_RETRIES`] times; a refusal comes back as its reasons.
     pub(crate) async fn transact(
         &self,
@@ -253,25 +274,24 @@ impl Store {
                 return Ok(Err(cancelled));
             }
             attempt += 1;
-            let jitter = u64::from(uuid::Uuid::new_v4().as_bytes()[0] % 20);
-            tokio::time::sleep(std::time::Duration::from_millis(
-                (5 << attempt.min(5)) + jitter,
-            ))
-            .await;
+            tokio::time::sleep(full_jitter(attempt)).await;
         }
     }
 
-    /// Closes a verification (a session, a code) by `update`, in one transaction with `lock`
-    /// (the phone's failure cap, [`Limits::failure_lock_check`]): a phone at its cap cannot
-    /// verify, whatever the verification. The update's refusal comes back as `refused` makes
-    /// it of the item as it was; the lock's as [`MatchRefused::PhoneLocked`].
+    /// Closes a verification (a session, a code) by `update`, in one transaction with `also`
+    /// (the failure caps' checks, [`Limits::failure_lock_check`], and the phone's trust
+    /// record): a phone at a cap cannot verify, whatever the verification. The update's refusal
+    /// comes back as `refused` makes it of the item as it was; a cap's as
+    /// [`MatchRefused::PhoneLocked`].
     pub(crate) async fn close_under_lock(
         &self,
         update: aws_sdk_dynamodb::types::Update,
-        lock: TransactWriteItem,
+        also: Vec<TransactWriteItem>,
         refused: impl FnOnce(Option<Item>) -> Result<crate::session::Refusal, StoreError>,
     ) -> Result<Result<(), sessions::MatchRefused>, StoreError> {
-        let items = vec![TransactWriteItem::builder().update(update).build(), lock];
+        let count = also.len();
+        let mut items = vec![TransactWriteItem::builder().update(update).build()];
+        items.extend(also);
         let Err(cancelled) = self.transact(items).await? else {
             return Ok(Ok(()));
         };
@@ -279,7 +299,8 @@ impl Store {
             let refusal = refused(cancelled.old_item(0))?;
             return Ok(Err(sessions::MatchRefused::Session(refusal)));
         }
-        if cancelled.condition_failed(1) {
+        // The other items' only conditions are the failure caps' checks.
+        if (1..=count).any(|i| cancelled.condition_failed(i)) {
             return Ok(Err(sessions::MatchRefused::PhoneLocked));
         }
         Err(cancelled.into_error())

@@ -1,7 +1,7 @@
-//! Rate limits and the abuse guard's budgets: fixed-window counters (per phone, per IP, and
-//! service-wide per hour: all sends, per country, per number block), a per-phone cooldown and
-//! the phone's cap of failed verifications, taken together in one transaction so that a
-//! refused request consumes nothing.
+//! The abuse guard's counters (its policy is `guard`): fixed-window counters (per phone, per
+//! IP and per network, and service-wide per hour: all sends, per country, per number block,
+//! each with its untrusted share), a per-phone cooldown and the caps of failed verifications,
+//! taken together in one transaction so that a refused request consumes nothing.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -15,6 +15,7 @@ use time::OffsetDateTime;
 use super::item::{millis, millis_av, n, s, ttl_av};
 use super::keys::{self, PK, SK, TTL};
 use super::{StoreError, condition_failed, view};
+use crate::config::SendBudgets;
 use crate::phone::PhoneNumber;
 
 view! {
@@ -35,6 +36,8 @@ pub enum Limit {
     /// Messages to one recipient this hour (`sms-send`'s resend-flood throttle).
     RecipientPerHour,
     IpPerHour,
+    /// Requests from the caller's network (IPv4 /24, IPv6 /64) this hour.
+    NetworkPerHour,
     Cooldown,
     /// Every send of the service, this hour.
     GlobalPerHour,
@@ -44,6 +47,8 @@ pub enum Limit {
     PrefixPerHour,
     /// The phone's failed verifications today reached the cap.
     PhoneFailures,
+    /// Untrusted requests used their share of a service-wide budget.
+    UntrustedShare,
 }
 
 impl Limit {
@@ -53,23 +58,15 @@ impl Limit {
             Limit::PhonePerHour => "phone_per_hour",
             Limit::RecipientPerHour => "recipient_per_hour",
             Limit::IpPerHour => "ip_per_hour",
+            Limit::NetworkPerHour => "network_per_hour",
             Limit::Cooldown => "cooldown",
             Limit::GlobalPerHour => "global_per_hour",
             Limit::CountryPerHour => "country_per_hour",
             Limit::PrefixPerHour => "prefix_per_hour",
             Limit::PhoneFailures => "phone_failures",
+            Limit::UntrustedShare => "untrusted_share",
         }
     }
-}
-
-/// Service-wide budgets of everything that reaches the provider (flash calls and SMS alike).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SendBudgets {
-    pub per_hour: u32,
-    pub per_country_per_hour: u32,
-    /// Per block of 10,000 numbers (the number less its last four digits): pumping walks
-    /// number ranges.
-    pub per_prefix_per_hour: u32,
 }
 
 /// How many items the global hourly budget is spread over: one per 100 sends of budget, at
@@ -111,24 +108,54 @@ pub struct Quota {
     pub period: Period,
 }
 
+/// The caller's address and network, each counted per hour (every channel together).
+#[derive(Debug, Clone, Copy)]
+pub struct ClientCounters<'a> {
+    pub ip: &'a str,
+    /// The address's network (`guard::network_of`).
+    pub network: &'a str,
+    pub per_ip_per_hour: u32,
+    pub per_network_per_hour: u32,
+}
+
+/// What a request draws from the service-wide budgets.
+#[derive(Debug, Clone, Copy)]
+pub struct Sends {
+    pub budgets: SendBudgets,
+    /// Units taken from every budget (an SMS: its segments).
+    pub units: u32,
+    /// For an untrusted request, the percentage of each budget untrusted requests may use
+    /// together; `None` for a trusted one, which draws on the whole budget.
+    pub untrusted_share_percent: Option<u32>,
+}
+
+/// A daily counter of failed verifications: a request is refused while it is at `cap`.
+#[derive(Debug, Clone)]
+pub struct FailureCap {
+    /// The counter and its subject (`flash-failures`, the phone; `code-failures-net`, the
+    /// phone and the network).
+    pub counter: &'static str,
+    pub subject: String,
+    pub cap: u32,
+}
+
 /// The limits one request must fit in.
 #[derive(Debug, Clone)]
 pub struct Allowance<'a> {
     /// The scope of the cooldown (`flash` for flash calls, `sms` for codes): an app that
     /// falls back from a flash call to a code is not held up by the call's cooldown. The IP
-    /// counter is one for every channel.
+    /// and network counters are one for every channel.
     pub scope: &'static str,
     pub phone: &'a PhoneNumber,
     /// The phone's counters, in the order a refusal names them.
     pub per_phone: &'a [Quota],
-    /// The caller's address, counted per hour (`None`: a service caller, not counted).
-    pub ip: Option<&'a str>,
-    pub per_ip_per_hour: u32,
+    /// The caller (`None`: a service caller, not counted).
+    pub client: Option<ClientCounters<'a>>,
     pub cooldown: Duration,
     /// The service-wide budgets, for a request that will reach the provider.
-    pub sends: Option<SendBudgets>,
-    /// The phone's cap of failed verifications per day: a phone at the cap is refused.
-    pub failure_cap: Option<u32>,
+    pub sends: Option<Sends>,
+    /// Caps of failed verifications: a phone (or network) at one is refused.
+    pub failure_caps: &'a [FailureCap],
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -142,8 +169,17 @@ pub struct Exceeded {
 /// ([`Limits::give_back`]).
 #[derive(Debug, Clone, Default)]
 pub struct Taken {
-    counters: Vec<String>,
+    /// Each counter taken and by how much.
+    counters: Vec<(String, u32)>,
     cooldown: Option<(String, OffsetDateTime)>,
+}
+
+/// The transaction an allowance is taken in, with the limit each item stands for.
+#[derive(Default)]
+struct Plan {
+    items: Vec<TransactWriteItem>,
+    limits: Vec<(Limit, OffsetDateTime)>,
+    taken: Taken,
 }
 
 /// A fixed window of `len` seconds: its index and its end.
@@ -170,11 +206,14 @@ fn secs_until(now: OffsetDateTime, then: OffsetDateTime) -> u64 {
 const DAY: i64 = 86_400;
 const HOUR: i64 = 3_600;
 
-/// A fixed-window counter takes one, with its window's end as its TTL, only below its maximum
-/// (stored beside the count, so that the stream can tell when a limit is reached).
+/// A fixed-window counter takes `:units`, with its window's end as its TTL, only while that
+/// keeps it at or below its maximum (stored beside the count, so that the stream can tell when
+/// a limit is reached): `:room` is the maximum less the units.
 const COUNTER_UPDATE: &str =
-    "SET #count = if_not_exists(#count, :zero) + :one, #ttl = :ttl, #max = :max";
-const COUNTER_BELOW_MAX: &str = "attribute_not_exists(#count) OR #count < :max";
+    "SET #count = if_not_exists(#count, :zero) + :units, #ttl = :ttl, #max = :max";
+const COUNTER_HAS_ROOM: &str = "attribute_not_exists(#count) OR #count <= :room";
+/// A condition no item meets (a request larger than the whole budget).
+const NEVER: &str = "attribute_not_exists(#count) AND attribute_exists(#count)";
 
 fn counter_names() -> HashMap<String, String> {
     HashMap::from([
@@ -184,56 +223,90 @@ fn counter_names() -> HashMap<String, String> {
     ])
 }
 
-fn counter_values(max: u32, window_end: OffsetDateTime) -> HashMap<String, AttributeValue> {
-    HashMap::from([
+/// The condition and values of a counter that takes `units` below `max`.
+fn counter_values(
+    max: u32,
+    units: u32,
+    window_end: OffsetDateTime,
+) -> (&'static str, HashMap<String, AttributeValue>) {
+    let mut values = HashMap::from([
         (":zero".to_owned(), n(0)),
-        (":one".to_owned(), n(1)),
+        (":units".to_owned(), n(units)),
         (":max".to_owned(), n(max)),
         (":ttl".to_owned(), ttl_av(window_end)),
-    ])
+    ]);
+    if units > max {
+        return (NEVER, values);
+    }
+    values.insert(":room".to_owned(), n(max - units));
+    (COUNTER_HAS_ROOM, values)
 }
 
-/// The counter of a phone's failed verifications today (shared by every channel).
-fn failures_pk(phone: &PhoneNumber, day: i64) -> String {
-    keys::limit_pk("verify-failures", phone.as_str(), day)
+/// A daily failure counter's key.
+fn failures_pk(cap: &FailureCap, day: i64) -> String {
+    keys::limit_pk(cap.counter, &cap.subject, day)
 }
 
 impl Limits {
     /// Takes one request from every applicable limit, or none of them: the counters, the
-    /// cooldown and the failure cap are one DynamoDB transaction, with `with` (the writes the
+    /// cooldown and the failure caps are one DynamoDB transaction, with `with` (the writes the
     /// request makes if allowed, such as its session or message) in the same transaction. A
-    /// refusal names the first limit in the order of the phone's quotas, IP/hour, cooldown,
-    /// failures, global, country, prefix, with the seconds until it lifts.
+    /// refusal names the first limit in the order of the phone's quotas, IP/hour,
+    /// network/hour, cooldown, failures, global, country, prefix, the untrusted shares, with
+    /// the seconds until it lifts.
     pub async fn take_allowance(
         &self,
         a: &Allowance<'_>,
         now: OffsetDateTime,
         with: Vec<TransactWriteItem>,
     ) -> Result<Result<Taken, Exceeded>, StoreError> {
-        let mut limits = Vec::new();
-        let mut items = Vec::new();
-        let mut taken = Taken::default();
+        let mut plan = Plan::default();
         let day = Window::containing(now, DAY);
         let hour = Window::containing(now, HOUR);
+        let take = |plan: &mut Plan,
+                    pk: String,
+                    max: u32,
+                    units: u32,
+                    window: Window,
+                    limit: Limit|
+         -> Result<(), StoreError> {
+            plan.items
+                .push(self.counter(pk.clone(), max, units, window.end)?);
+            plan.taken.counters.push((pk, units));
+            plan.limits.push((limit, window.end));
+            Ok(())
+        };
 
         for quota in a.per_phone {
             let window = Window::containing(now, quota.period.secs());
             let pk = keys::limit_pk(quota.counter, a.phone.as_str(), window.index);
-            items.push(self.counter(pk.clone(), quota.max, window.end)?);
-            taken.counters.push(pk);
-            limits.push((quota.limit, window.end));
+            take(&mut plan, pk, quota.max, 1, window, quota.limit)?;
         }
 
-        if let Some(ip) = a.ip {
-            let pk = keys::limit_pk("ip-hour", ip, hour.index);
-            items.push(self.counter(pk.clone(), a.per_ip_per_hour, hour.end)?);
-            taken.counters.push(pk);
-            limits.push((Limit::IpPerHour, hour.end));
+        if let Some(client) = a.client {
+            let pk = keys::limit_pk("ip-hour", client.ip, hour.index);
+            take(
+                &mut plan,
+                pk,
+                client.per_ip_per_hour,
+                1,
+                hour,
+                Limit::IpPerHour,
+            )?;
+            let pk = keys::limit_pk("net-hour", client.network, hour.index);
+            take(
+                &mut plan,
+                pk,
+                client.per_network_per_hour,
+                1,
+                hour,
+                Limit::NetworkPerHour,
+            )?;
         }
 
         if !a.cooldown.is_zero() {
             let until = now + a.cooldown;
-            taken.cooldown = Some((keys::cooldown_pk(a.phone, a.scope), until));
+            plan.taken.cooldown = Some((keys::cooldown_pk(a.phone, a.scope), until));
             let put = Put::builder()
                 .table_name(self.table())
                 .item(PK, s(keys::cooldown_pk(a.phone, a.scope)))
@@ -248,19 +321,23 @@ impl Limits {
                     ReturnValuesOnConditionCheckFailure::AllOld,
                 )
                 .build()?;
-            items.push(TransactWriteItem::builder().put(put).build());
-            limits.push((Limit::Cooldown, until));
+            plan.items
+                .push(TransactWriteItem::builder().put(put).build());
+            plan.limits.push((Limit::Cooldown, until));
         }
 
-        if let Some(cap) = a.failure_cap {
-            items.push(self.failure_lock_check(a.phone, cap, now)?);
-            limits.push((Limit::PhoneFailures, day.end));
+        for cap in a.failure_caps {
+            plan.items.push(self.failure_lock_check(cap, now)?);
+            plan.limits.push((Limit::PhoneFailures, day.end));
         }
 
-        if let Some(budgets) = a.sends {
+        if let Some(sends) = a.sends {
+            let budgets = sends.budgets;
             let shards = global_shards(budgets.per_hour);
             let shard = u32::from(uuid::Uuid::new_v4().as_bytes()[0]) % shards;
-            let counters = [
+            let country = format!("country#{}", a.phone.country_code());
+            let prefix = format!("prefix#{}", number_block(a.phone));
+            let budget_counters = [
                 (
                     Limit::GlobalPerHour,
                     format!("global#{shard}"),
@@ -268,23 +345,40 @@ impl Limits {
                 ),
                 (
                     Limit::CountryPerHour,
-                    format!("country#{}", a.phone.country_code()),
+                    country.clone(),
                     budgets.per_country_per_hour,
                 ),
                 (
                     Limit::PrefixPerHour,
-                    format!("prefix#{}", number_block(a.phone)),
+                    prefix.clone(),
                     budgets.per_prefix_per_hour,
                 ),
             ];
-            for (limit, subject, max) in counters {
-                let pk = keys::limit_pk("sends-hour", &subject, hour.index);
-                items.push(self.counter(pk.clone(), max, hour.end)?);
-                taken.counters.push(pk);
-                limits.push((limit, hour.end));
+            for (limit, subject, max) in &budget_counters {
+                let pk = keys::limit_pk("sends-hour", subject, hour.index);
+                take(&mut plan, pk, *max, sends.units, hour, *limit)?;
+            }
+            if let Some(percent) = sends.untrusted_share_percent {
+                for (_, subject, max) in &budget_counters {
+                    let pk = keys::limit_pk("untrusted-hour", subject, hour.index);
+                    let share = untrusted_share(*max, percent);
+                    take(
+                        &mut plan,
+                        pk,
+                        share,
+                        sends.units,
+                        hour,
+                        Limit::UntrustedShare,
+                    )?;
+                }
             }
         }
 
+        let Plan {
+            mut items,
+            limits,
+            taken,
+        } = plan;
         items.extend(with);
         let Err(cancelled) = self.transact(items).await? else {
             return Ok(Ok(taken));
@@ -308,24 +402,23 @@ impl Limits {
 
     /// Gives back what [`Limits::take_allowance`] took, with `with` (the request's own undo,
     /// such as deleting what it wrote) in the same transaction: for a request whose send never
-    /// happened (the provider refused or was down). Each counter goes down by one, never below
-    /// zero; the cooldown is lifted only if it is still the one this request set.
+    /// happened (the provider refused or was down). Each counter goes down by what it took,
+    /// never below zero; the cooldown is lifted only if it is still the one this request set.
     pub async fn give_back(
         &self,
         taken: &Taken,
         with: Vec<TransactWriteItem>,
     ) -> Result<(), StoreError> {
         let mut items = Vec::new();
-        for pk in &taken.counters {
+        for (pk, units) in &taken.counters {
             let update = Update::builder()
                 .table_name(self.table())
                 .key(PK, s(pk.as_str()))
                 .key(SK, s(keys::LIMIT_SK))
-                .update_expression("SET #count = #count - :one")
-                .condition_expression("#count > :zero")
+                .update_expression("SET #count = #count - :units")
+                .condition_expression("#count >= :units")
                 .expression_attribute_names("#count", COUNT)
-                .expression_attribute_values(":one", n(1))
-                .expression_attribute_values(":zero", n(0))
+                .expression_attribute_values(":units", n(*units))
                 .build()?;
             items.push(TransactWriteItem::builder().update(update).build());
         }
@@ -347,87 +440,94 @@ impl Limits {
         }
     }
 
-    /// Counts one failed verification of `phone` today, unless the phone is at `cap` already:
-    /// then nothing is counted and the phone is refused until the day ends.
+    /// Counts one failed verification today on each of `caps`, in order, each only while it is
+    /// below its cap: at the first one at its cap nothing further is counted and the request is
+    /// refused until the day ends. (Order them narrowest first: a network at its cap must not
+    /// go on filling the phone's ceiling.)
     pub async fn count_failure(
         &self,
-        phone: &PhoneNumber,
-        cap: u32,
+        caps: &[FailureCap],
         now: OffsetDateTime,
     ) -> Result<Result<(), Exceeded>, StoreError> {
         let day = Window::containing(now, DAY);
-        let counted = self
-            .client()
-            .update_item()
-            .table_name(self.table())
-            .key(PK, s(failures_pk(phone, day.index)))
-            .key(SK, s(keys::LIMIT_SK))
-            .update_expression(COUNTER_UPDATE)
-            .condition_expression(COUNTER_BELOW_MAX)
-            .set_expression_attribute_names(Some(counter_names()))
-            .set_expression_attribute_values(Some(counter_values(cap, day.end)))
-            .send()
-            .await;
-        match counted {
-            Ok(_) => Ok(Ok(())),
-            Err(e) if condition_failed(&e) => Ok(Err(Exceeded {
-                limit: Limit::PhoneFailures,
-                retry_after_secs: secs_until(now, day.end),
-            })),
-            Err(e) => Err(StoreError::sdk("UpdateItem", e)),
+        for cap in caps {
+            let (condition, values) = counter_values(cap.cap, 1, day.end);
+            let counted = self
+                .client()
+                .update_item()
+                .table_name(self.table())
+                .key(PK, s(failures_pk(cap, day.index)))
+                .key(SK, s(keys::LIMIT_SK))
+                .update_expression(COUNTER_UPDATE)
+                .condition_expression(condition)
+                .set_expression_attribute_names(Some(counter_names()))
+                .set_expression_attribute_values(Some(values))
+                .send()
+                .await;
+            match counted {
+                Ok(_) => {}
+                Err(e) if condition_failed(&e) => {
+                    return Ok(Err(Exceeded {
+                        limit: Limit::PhoneFailures,
+                        retry_after_secs: secs_until(now, day.end),
+                    }));
+                }
+                Err(e) => return Err(StoreError::sdk("UpdateItem", e)),
+            }
         }
+        Ok(Ok(()))
     }
 
-    /// A transaction item that holds only while `phone` is below its failure cap today.
+    /// A transaction item that holds only while `cap`'s counter is below its cap today.
     pub fn failure_lock_check(
         &self,
-        phone: &PhoneNumber,
-        cap: u32,
+        cap: &FailureCap,
         now: OffsetDateTime,
     ) -> Result<TransactWriteItem, StoreError> {
         let day = Window::containing(now, DAY);
         let check = ConditionCheck::builder()
             .table_name(self.table())
-            .key(PK, s(failures_pk(phone, day.index)))
+            .key(PK, s(failures_pk(cap, day.index)))
             .key(SK, s(keys::LIMIT_SK))
             .condition_expression("attribute_not_exists(#count) OR #count < :max")
             .expression_attribute_names("#count", COUNT)
-            .expression_attribute_values(":max", n(cap))
+            .expression_attribute_values(":max", n(cap.cap))
             .build()?;
         Ok(TransactWriteItem::builder().condition_check(check).build())
     }
 
-    /// The phone's failed verifications today (for the operator).
+    /// The failures counted today under `cap` (for the operator).
     pub async fn failures_today(
         &self,
-        phone: &PhoneNumber,
+        cap: &FailureCap,
         now: OffsetDateTime,
     ) -> Result<u32, StoreError> {
-        self.count_of(failures_pk(phone, Window::containing(now, DAY).index))
+        self.count_of(failures_pk(cap, Window::containing(now, DAY).index))
             .await
     }
 
-    /// The sends counted this hour under a budget: `global` (all shards), or a country code.
+    /// The units counted this hour under a budget: `global` (all shards), `country#<code>` or
+    /// `prefix#<block>`; `untrusted` for the untrusted share's counter.
     pub async fn sends_this_hour(
         &self,
         subject: &str,
         per_hour: u32,
+        untrusted: bool,
         now: OffsetDateTime,
     ) -> Result<u32, StoreError> {
         let hour = Window::containing(now, HOUR).index;
+        let counter = if untrusted {
+            "untrusted-hour"
+        } else {
+            "sends-hour"
+        };
         if subject != "global" {
-            return self
-                .count_of(keys::limit_pk("sends-hour", subject, hour))
-                .await;
+            return self.count_of(keys::limit_pk(counter, subject, hour)).await;
         }
         let mut total = 0;
         for shard in 0..global_shards(per_hour) {
             total += self
-                .count_of(keys::limit_pk(
-                    "sends-hour",
-                    &format!("global#{shard}"),
-                    hour,
-                ))
+                .count_of(keys::limit_pk(counter, &format!("global#{shard}"), hour))
                 .await?;
         }
         Ok(total)
@@ -444,19 +544,26 @@ impl Limits {
         &self,
         pk: String,
         max: u32,
+        units: u32,
         window_end: OffsetDateTime,
     ) -> Result<TransactWriteItem, StoreError> {
+        let (condition, values) = counter_values(max, units, window_end);
         let update = Update::builder()
             .table_name(self.table())
             .key(PK, s(pk))
             .key(SK, s(keys::LIMIT_SK))
             .update_expression(COUNTER_UPDATE)
-            .condition_expression(COUNTER_BELOW_MAX)
+            .condition_expression(condition)
             .set_expression_attribute_names(Some(counter_names()))
-            .set_expression_attribute_values(Some(counter_values(max, window_end)))
+            .set_expression_attribute_values(Some(values))
             .build()?;
         Ok(TransactWriteItem::builder().update(update).build())
     }
+}
+
+/// The untrusted share of a budget of `max`: `percent` of it, rounded down.
+pub fn untrusted_share(max: u32, percent: u32) -> u32 {
+    (u64::from(max) * u64::from(percent) / 100) as u32
 }
 
 /// Whole seconds until the UTC day of `now` ends (when the daily counters start over).

@@ -252,7 +252,7 @@ impl Sessions {
         read: &Session,
         now: OffsetDateTime,
         max_attempts: u32,
-        lock: TransactWriteItem,
+        also: Vec<TransactWriteItem>,
     ) -> Result<Result<Session, MatchRefused>, StoreError> {
         let update = Update::builder()
             .table_name(self.table())
@@ -274,7 +274,7 @@ impl Sessions {
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .build()?;
         let closed = self
-            .close_under_lock(update, lock, |old| refusal_of(old, now, max_attempts))
+            .close_under_lock(update, also, |old| refusal_of(old, now, max_attempts))
             .await?;
         Ok(closed.map(|()| {
             let mut verified = read.clone();

@@ -47,16 +47,21 @@ async fn counters(app: &TestApp, number: &PhoneNumber) -> (u32, u32, u32) {
     let now = app.clock.now();
     let per_hour = app.init.config.send_budgets.per_hour;
     let global = limits
-        .sends_this_hour("global", per_hour, now)
+        .sends_this_hour("global", per_hour, false, now)
         .await
         .unwrap();
     let country = limits
-        .sends_this_hour(&format!("country#{}", number.country_code()), per_hour, now)
+        .sends_this_hour(
+            &format!("country#{}", number.country_code()),
+            per_hour,
+            false,
+            now,
+        )
         .await
         .unwrap();
     let block = shared::store::rate_limits::number_block(number);
     let prefix = limits
-        .sends_this_hour(&format!("prefix#{block}"), per_hour, now)
+        .sends_this_hour(&format!("prefix#{block}"), per_hour, false, now)
         .await
         .unwrap();
     (global, country, prefix)

@@ -1,6 +1,7 @@
 //! The integration tests: one binary, against the local stack (`infra/test.sh`).
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
+mod abuse;
 mod bad_input;
 mod calls;
 mod concurrency;

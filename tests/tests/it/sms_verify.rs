@@ -50,11 +50,16 @@ async fn checks_counted(app: &TestApp, phone: &PhoneNumber) -> u32 {
         .map_or(0, |v| v.checks)
 }
 
-/// The phone's failed verifications counted today (the cap shared with flash calls).
+/// The phone's failed code checks counted today (its ceiling, whatever the networks).
 async fn failures_today(app: &TestApp, phone: &PhoneNumber) -> u32 {
+    let ceiling = shared::store::rate_limits::FailureCap {
+        counter: "code-failures",
+        subject: phone.as_str().to_owned(),
+        cap: 0,
+    };
     app.store
         .limits()
-        .failures_today(phone, app.clock.now())
+        .failures_today(&ceiling, app.clock.now())
         .await
         .unwrap()
 }
@@ -112,9 +117,13 @@ async fn a_code_goes_out_by_sms_and_verifies_once_with_an_sms_token() {
         .await;
     assert_eq!(history.status, 200, "{}", history.body);
 
-    let again = app.check_code(phone.as_str(), &code, None).await;
+    let again = app.check_code(phone.as_str(), &code, Some(id)).await;
     assert_eq!(again.status, 409, "{}", again.body);
     assert_eq!(again.body["error"], "already_verified");
+    // Without the id, nobody learns that this phone verified.
+    let unnamed = app.check_code(phone.as_str(), &code, None).await;
+    assert_eq!(unnamed.status, 404, "{}", unnamed.body);
+    assert_eq!(unnamed.body["error"], "verification_not_found");
 }
 
 #[tokio::test]
@@ -287,7 +296,7 @@ async fn max_code_checks_and_the_failure_cap_stop_at_exactly_their_count() {
     assert_eq!(used_up.body["error"], "attempts_exhausted");
     assert!(used_up.headers.get("retry-after").is_none());
 
-    let app = TestApp::spawn(&[("MAX_FAILED_VERIFICATIONS_PER_PHONE_PER_DAY", "2")]).await;
+    let app = TestApp::spawn(&[("MAX_FAILED_CODE_CHECKS_PER_PHONE_PER_DAY", "2")]).await;
     let phone = random_phone();
     let (_, code) = start(&app, &phone).await;
     for _ in 0..2 {

@@ -228,11 +228,13 @@ async fn verifys_start_refusals_map_to_our_contract_and_give_the_send_back() {
     assert_eq!(again.status, 202, "{}", again.body);
 }
 
-/// The secret's test numbers: `number` (not a valid number: 555 is no area code) until 2099,
-/// and a valid number whose time is over.
-fn test_numbers(number: &str) -> Value {
+/// The secret's test numbers: `number` (not a valid number: 555 is no area code) for the next
+/// 30 days, and a valid number whose time is over.
+pub fn test_numbers(number: &str) -> Value {
+    let in_a_month =
+        shared::clock::rfc3339(time::OffsetDateTime::now_utc() + time::Duration::days(30));
     json!({"TEST_PHONE_NUMBERS": {
-        number: {"code": "123456", "valid_until": "2099-01-01T00:00:00Z"},
+        number: {"code": "123456", "valid_until": in_a_month},
         "+14155550177": {"code": "654321", "valid_until": "2001-01-01T00:00:00Z"},
     }})
 }
@@ -250,6 +252,18 @@ async fn a_test_number_gets_no_sms_and_takes_its_fixed_code(app: &TestApp, numbe
         .await;
     assert_eq!(hit.status, 200, "{}", hit.body);
     assert_eq!(hit.body["phone_number"], number);
+    let token = hit.body["access_token"].as_str().unwrap();
+    let payload = token.split('.').nth(1).unwrap();
+    let claims: Value = serde_json::from_slice(
+        &base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, payload)
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        claims["amr"],
+        json!(["test_number"]),
+        "a test number's token says so"
+    );
 }
 
 #[tokio::test]

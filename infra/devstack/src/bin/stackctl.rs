@@ -8,7 +8,13 @@
 //!     stackctl traffic CALLS NUMBERS [SEED]   random call events into the table (for demos)
 //!     stackctl hash-key KEY          the SHA-256 to put in the secret's service_api_key_hashes
 //!     stackctl health [CC...]        the operator's detail behind GET /health: the pool, the
-//!                                    send budgets used this hour (global, and per country CC)
+//!                                    send budgets used this hour (global, and per country CC),
+//!                                    the quarantines in force
+//!     stackctl quarantine list       quarantined blocks and countries, and the overrides
+//!     stackctl quarantine release|allow|deny|clear DEST
+//!                                    DEST is a block (+1415555) or a country (country:44)
+//!     stackctl app-check-token [--app-id ID]
+//!                                    a token of the local App Check project, valid one hour
 
 use anyhow::{Context, bail};
 use rand::SeedableRng;
@@ -18,6 +24,7 @@ use serde_json::json;
 use shared::config::Config;
 use shared::phone::PhoneNumber;
 use shared::store::Store;
+use shared::store::reputation::{Destination, Override};
 
 /// Numbers seeded when `POOL_NUMBERS` is not set: 555-01xx numbers are reserved for fiction.
 const DEFAULT_POOL: &str = "+14155550100,+14155550101,+14155550102,+14155550103,+14155550104";
@@ -43,9 +50,75 @@ async fn main() -> anyhow::Result<()> {
             for number in parse_numbers(pool.split(','))? {
                 store.pool().put(&number, true).await?;
             }
+            if local_app_check(&config) {
+                let project = devstack::app_check::Project::load_or_create(
+                    &app_check_dir(),
+                    &local_project_number(&config),
+                )?;
+                println!(
+                    "app check: local project {} (kid {})",
+                    project.number, project.kid
+                );
+            }
             print_pool(&store, &config).await
         }
         ["pool", "list"] => print_pool(&store, &config).await,
+        ["app-check-token", rest @ ..] => {
+            let app_id = match rest {
+                [] => devstack::app_check::LOCAL_APP_ID,
+                ["--app-id", id] => id,
+                _ => bail!("usage: stackctl app-check-token [--app-id ID]"),
+            };
+            let project = devstack::app_check::Project::load(&app_check_dir())?;
+            println!(
+                "{}",
+                project.token(app_id, time::OffsetDateTime::now_utc())?
+            );
+            Ok(())
+        }
+        ["quarantine", "list"] => quarantine_list(&store).await,
+        [
+            "quarantine",
+            action @ ("release" | "allow" | "deny" | "clear"),
+            dest,
+        ] => {
+            let d = Destination::parse(dest).with_context(|| {
+                format!("{dest:?} is neither a block (+1415555) nor a country (country:44)")
+            })?;
+            let now = time::OffsetDateTime::now_utc();
+            let reputation = store.reputation();
+            match *action {
+                "release" => {
+                    let had = reputation.release(&d).await?;
+                    println!(
+                        "{d}: {}",
+                        if had {
+                            "released"
+                        } else {
+                            "was not quarantined"
+                        }
+                    );
+                }
+                "allow" => {
+                    reputation
+                        .set_override(&d, Some(Override::Allow), now)
+                        .await?;
+                    reputation.release(&d).await?;
+                    println!("{d}: allowed (never quarantined)");
+                }
+                "deny" => {
+                    reputation
+                        .set_override(&d, Some(Override::Deny), now)
+                        .await?;
+                    println!("{d}: denied (every send refused)");
+                }
+                _ => {
+                    reputation.set_override(&d, None, now).await?;
+                    println!("{d}: override cleared");
+                }
+            }
+            Ok(())
+        }
         ["traffic", calls, numbers, rest @ ..] if rest.len() <= 1 => {
             let calls: usize = calls.parse().context("CALLS must be a number")?;
             let numbers: usize = numbers.parse().context("NUMBERS must be a number")?;
@@ -74,7 +147,7 @@ async fn main() -> anyhow::Result<()> {
             print_pool(&store, &config).await
         }
         _ => bail!(
-            "usage: stackctl bootstrap | pool list | pool add NUMBER... | pool disable NUMBER... | health [COUNTRY_CODE...] | hash-key KEY"
+            "usage: stackctl bootstrap | pool list | pool add NUMBER... | pool disable NUMBER... | health [COUNTRY_CODE...] | quarantine list | quarantine release|allow|deny|clear DEST | app-check-token [--app-id ID] | hash-key KEY"
         ),
     }
 }
@@ -97,12 +170,16 @@ async fn health(store: &Store, config: &Config, countries: &[&str]) -> anyhow::R
     let budgets = config.send_budgets;
     let limits = store.limits();
     let global = limits
-        .sends_this_hour("global", budgets.per_hour, now)
+        .sends_this_hour("global", budgets.per_hour, false, now)
+        .await?;
+    let untrusted = limits
+        .sends_this_hour("global", budgets.per_hour, true, now)
         .await?;
     println!(
-        "sends this hour: {global} of {} ({:.0} %)",
+        "sends this hour: {global} of {} ({:.0} %), {untrusted} of them untrusted (their share: {} %)",
         budgets.per_hour,
-        100.0 * f64::from(global) / f64::from(budgets.per_hour)
+        100.0 * f64::from(global) / f64::from(budgets.per_hour),
+        config.untrusted_share_percent
     );
     for country in countries {
         let code: u16 = country
@@ -113,6 +190,7 @@ async fn health(store: &Store, config: &Config, countries: &[&str]) -> anyhow::R
             .sends_this_hour(
                 &format!("country#{code}"),
                 budgets.per_country_per_hour,
+                false,
                 now,
             )
             .await?;
@@ -121,10 +199,69 @@ async fn health(store: &Store, config: &Config, countries: &[&str]) -> anyhow::R
             budgets.per_country_per_hour
         );
     }
+    let (quarantines, _) = store.reputation().list(now).await?;
+    println!(
+        "quarantines in force: {} (QUARANTINE_MODE={})",
+        quarantines.len(),
+        config.quarantine.mode.as_str()
+    );
+    for (d, q) in quarantines {
+        println!(
+            "  {d} until {} ({} of {} sends verified; {})",
+            shared::clock::rfc3339(q.until),
+            q.verified,
+            q.sends,
+            q.mode
+        );
+    }
     println!(
         "failed verifications by reason: the dashboard's \"Failed attempts by reason\" (metrics)"
     );
     Ok(())
+}
+
+/// The quarantines in force and the operator's overrides.
+async fn quarantine_list(store: &Store) -> anyhow::Result<()> {
+    let now = time::OffsetDateTime::now_utc();
+    let (quarantines, overrides) = store.reputation().list(now).await?;
+    if quarantines.is_empty() && overrides.is_empty() {
+        println!("no quarantine and no override");
+    }
+    for (d, q) in quarantines {
+        println!(
+            "quarantined {} {d} since {} until {} ({} of {} sends verified, {})",
+            d.kind(),
+            shared::clock::rfc3339(q.since),
+            shared::clock::rfc3339(q.until),
+            q.verified,
+            q.sends,
+            q.mode
+        );
+    }
+    for (d, o) in overrides {
+        println!("{} {} {d}", o.as_str(), d.kind());
+    }
+    Ok(())
+}
+
+/// Whether this stack is its own App Check project: its JWKS is served on loopback.
+fn local_app_check(config: &Config) -> bool {
+    let url = &config.attestation.jwks_url;
+    url.starts_with("http://127.0.0.1:") || url.starts_with("http://localhost:")
+}
+
+fn local_project_number(config: &Config) -> String {
+    config
+        .attestation
+        .project_number
+        .clone()
+        .unwrap_or_else(|| devstack::app_check::LOCAL_PROJECT_NUMBER.to_owned())
+}
+
+fn app_check_dir() -> std::path::PathBuf {
+    std::env::var("APP_CHECK_LOCAL_DIR")
+        .unwrap_or_else(|_| devstack::app_check::DEFAULT_DIR.to_owned())
+        .into()
 }
 
 /// Generates traffic and records it through the same store function the `call-event`
@@ -167,7 +304,24 @@ async fn print_pool(store: &Store, config: &Config) -> anyhow::Result<()> {
     let active = entries.iter().filter(|e| e.active).count();
     let failures = config.max_failed_verifications_per_phone_per_day;
     println!("{}", guess_bound(failures, active));
+    println!("{}", code_guess_bound(config));
     Ok(())
+}
+
+/// What a guesser of one victim's code can get: wrong checks are counted per network and the
+/// phone's ceiling bounds them all, whatever the networks; each names one of 10^length codes.
+fn code_guess_bound(config: &Config) -> String {
+    let per_network = config.max_failed_code_checks_per_phone_per_network_per_day;
+    let ceiling = config.max_failed_code_checks_per_phone_per_day;
+    let length = config.codes.length;
+    let space = 10f64.powi(length as i32);
+    format!(
+        "a guesser of one phone's code succeeds with probability at most {ceiling}/10^{length} \
+         = {:.4} % a day ({per_network} guesses from each network, \
+         MAX_FAILED_CODE_CHECKS_PER_PHONE_PER_NETWORK_PER_DAY={per_network}, \
+         MAX_FAILED_CODE_CHECKS_PER_PHONE_PER_DAY={ceiling}, CODE_LENGTH={length})",
+        (f64::from(ceiling) / space).min(1.0) * 100.0
+    )
 }
 
 /// What a blind guesser of one victim's caller ID can get: every answered guess is a failure

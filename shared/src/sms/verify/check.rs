@@ -33,19 +33,38 @@ struct Verified {
     expires_in: u64,
 }
 
+/// A refusal that tells what became of a verification (not a lock, which has a Retry-After).
+fn is_state_refusal(e: &ApiError) -> bool {
+    match e {
+        ApiError::AttemptsExhausted {
+            retry_after_secs, ..
+        } => retry_after_secs.is_none(),
+        other => matches!(
+            other.code(),
+            crate::http::ErrorCode::CodeExpired | crate::http::ErrorCode::AlreadyVerified
+        ),
+    }
+}
+
 impl SmsVerifyEndpoint {
     pub(super) async fn check(&self, req: &Request) -> Result<Response<Body>, ApiError> {
         let body: CheckBody = json_body(req)?;
         let secrets = self.secrets.get().await?;
         let now = self.clock.now();
-        let subject = Subject::resolve(&secrets, &body.phone_number, now)?;
+        let subject = Subject::resolve(&self.config, &secrets, &body.phone_number, now)?;
         let length = match &subject {
             Subject::TestNumber(_, length) => *length,
             Subject::Phone(_) => self.config.codes.length as usize,
         };
         check_code_format(&body.code, length)?;
         let channel = self.channel(matches!(subject, Subject::TestNumber(..)));
-        let outcome = self.check_code(&secrets, &body, subject.phone(), now).await;
+        if matches!(subject, Subject::TestNumber(..)) {
+            crate::telemetry::test_number_used();
+        }
+        let ip = crate::http::client_ip(req);
+        let outcome = self
+            .check_code(&secrets, &body, subject.phone(), ip.as_deref(), now)
+            .await;
         crate::telemetry::verification_checked(
             channel,
             outcome.as_ref().map(|_| ()).map_err(ApiError::code),
@@ -59,27 +78,38 @@ impl SmsVerifyEndpoint {
         secrets: &Secrets,
         body: &CheckBody,
         phone: &PhoneNumber,
+        ip: Option<&str>,
         now: OffsetDateTime,
     ) -> Result<Response<Body>, ApiError> {
         let max = self.config.codes.max_checks;
+        // Without the verification's id, every refusal is "not found": what a phone's last
+        // code came to (verified, expired, used up) is nobody's business but its starter's.
+        let named = body.verification_id.is_some();
+        let answer = |r: Refusal| refusal(if named { r } else { Refusal::NotFound });
 
         let Some(read) = self.codes.current(phone).await? else {
             return Err(refusal(Refusal::NotFound));
         };
         if let Some(refused) = read.refusal(body.verification_id.as_ref(), now, max) {
-            return Err(refusal(refused));
+            return Err(answer(refused));
         }
-        let right = self.is_right(secrets, &read, &body.code, now).await?;
-        let cap = self.config.max_failed_verifications_per_phone_per_day;
+        let right = match self.is_right(secrets, &read, &body.code, now).await {
+            Ok(right) => right,
+            // Twilio Verify's answers about the verification's state are as telling.
+            Err(e) if !named && is_state_refusal(&e) => return Err(refusal(Refusal::NotFound)),
+            Err(e) => return Err(e),
+        };
+        let caps = self.guard.code_failure_caps(phone, ip);
         if !right {
             let counted = self
                 .codes
                 .count_wrong(&read, now, max)
                 .await?
-                .map_err(refusal)?;
-            // Past the phone's cap the answer is the same for a right and a wrong code.
-            if let Err(exceeded) = self.limits.count_failure(phone, cap, now).await? {
-                tracing::info!(verification_id = %read.id, "phone locked: failed verifications at the daily cap");
+                .map_err(answer)?;
+            // Past a cap (this network's for the phone, or the phone's ceiling) the answer is
+            // the same for a right and a wrong code.
+            if let Err(exceeded) = self.guard.limits().count_failure(&caps, now).await? {
+                tracing::info!(verification_id = %read.id, "code checks locked: failed checks at the daily cap");
                 return Err(ApiError::phone_locked(exceeded.retry_after_secs));
             }
             tracing::info!(verification_id = %read.id, checks = counted.checks, "wrong code");
@@ -87,14 +117,24 @@ impl SmsVerifyEndpoint {
                 attempts_remaining: counted.checks_remaining(max),
             });
         }
-        let lock = self.limits.failure_lock_check(phone, cap, now)?;
-        let verified = match self.codes.record_success(&read, now, max, lock).await? {
+        let test_number = read.method == CodeMethod::TestNumber;
+        let mut also = Vec::new();
+        for cap in &caps {
+            also.push(self.guard.limits().failure_lock_check(cap, now)?);
+        }
+        if !test_number {
+            also.extend(self.guard.trust(phone, now)?);
+        }
+        let verified = match self.codes.record_success(&read, now, max, also).await? {
             Ok(verified) => verified,
-            Err(MatchRefused::Session(refused)) => return Err(refusal(refused)),
+            Err(MatchRefused::Session(refused)) => return Err(answer(refused)),
             Err(MatchRefused::PhoneLocked) => {
                 return Err(ApiError::phone_locked(seconds_to_day_end(now)));
             }
         };
+        if !test_number {
+            self.guard.converted(phone, verified.created_at).await;
+        }
         self.verified(secrets, &verified, now)
     }
 
@@ -180,16 +220,19 @@ impl SmsVerifyEndpoint {
         now: OffsetDateTime,
     ) -> Result<Response<Body>, ApiError> {
         debug_assert_eq!(v.state, CodeState::Verified);
+        let test_number = v.method == CodeMethod::TestNumber;
+        // A test number's token says so: it proves nobody's phone.
+        let method = if test_number { "test_number" } else { "sms" };
         let issued = token::issue(
             secrets,
             &self.config,
             &v.phone,
             &v.id.to_string(),
-            "sms",
+            method,
             now,
         )?;
-        tracing::info!(verification_id = %v.id, phone = %v.phone.masked(), "phone verified by code");
-        let channel = self.channel(v.method == CodeMethod::TestNumber);
+        tracing::info!(verification_id = %v.id, phone = %v.phone.masked(), test_number, "phone verified by code");
+        let channel = self.channel(test_number);
         crate::telemetry::time_to_verify(channel, (now - v.created_at).as_seconds_f64());
         let verified = Verified {
             verified: true,

@@ -15,12 +15,13 @@ use time::OffsetDateTime;
 
 use crate::clock::Clock;
 use crate::config::Config;
+use crate::guard::Guard;
 use crate::http::{ApiError, Endpoint, ErrorCode, OUTAGE_RETRY_AFTER_SECS, Route};
 use crate::init::Init;
 use crate::phone::PhoneNumber;
 use crate::secrets::{Secrets, SecretsCache};
 use crate::session::Refusal;
-use crate::store::{Codes, Limits, Messages};
+use crate::store::{Codes, Messages};
 use crate::telemetry::Channel;
 use crate::telephony::{TelephonyError, TelephonyGateway, TwilioVerify};
 
@@ -31,7 +32,7 @@ pub struct SmsVerifyEndpoint {
     config: Arc<Config>,
     clock: Arc<dyn Clock>,
     secrets: Arc<SecretsCache>,
-    limits: Limits,
+    guard: Guard,
     codes: Codes,
     messages: Messages,
     telephony: Arc<dyn TelephonyGateway>,
@@ -46,7 +47,8 @@ impl Endpoint for SmsVerifyEndpoint {
     async fn init(init: &Init) -> anyhow::Result<Self> {
         let config = init.config.clone();
         let secrets = init.secrets();
-        let (warmed, ()) = tokio::join!(secrets.warm(), crate::phone::warm_up());
+        let guard = Guard::new(init);
+        let (warmed, (), ()) = tokio::join!(secrets.warm(), crate::phone::warm_up(), guard.warm());
         warmed?;
         let verify = match &config.codes.verify_service_sid {
             Some(sid) => Some(TwilioVerify::new(&config, secrets.clone(), sid)?),
@@ -76,7 +78,7 @@ impl Endpoint for SmsVerifyEndpoint {
         Ok(SmsVerifyEndpoint {
             telephony: init.telephony().await?,
             clock: init.clock.clone(),
-            limits: store.limits(),
+            guard,
             codes: store.codes(),
             messages: store.messages(),
             secrets,
@@ -120,8 +122,13 @@ enum Subject {
 }
 
 impl Subject {
-    fn resolve(secrets: &Secrets, typed: &str, now: OffsetDateTime) -> Result<Self, ApiError> {
-        if let Some((e164, test)) = secrets.test_number(typed, now)
+    fn resolve(
+        config: &Config,
+        secrets: &Secrets,
+        typed: &str,
+        now: OffsetDateTime,
+    ) -> Result<Self, ApiError> {
+        if let Some((e164, test)) = crate::guard::test_number(config, secrets, typed, now)
             && let Ok(phone) = PhoneNumber::test_number(e164)
         {
             return Ok(Subject::TestNumber(phone, test.code.expose_secret().len()));

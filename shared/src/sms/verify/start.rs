@@ -9,7 +9,7 @@ use time::OffsetDateTime;
 
 use super::{SmsVerifyEndpoint, StartBody, Subject, check_locale, verify_error};
 use crate::clock::rfc3339;
-use crate::guard::{check_app_signature, check_destination};
+use crate::guard::{Admitted, Caller, SendRequest, check_app_signature, check_destination};
 use crate::http::{ApiError, client_ip, json, json_body, public_base_url};
 use crate::phone::PhoneNumber;
 use crate::secrets::Secrets;
@@ -20,7 +20,7 @@ use crate::sms::code::{
 use crate::sms::outbox::send_logged;
 use crate::sms::segments;
 use crate::store::messages::MessageRecord;
-use crate::store::rate_limits::{Allowance, Limit, Period, Quota, Taken};
+use crate::store::rate_limits::{Limit, Period, Quota};
 use crate::telephony::{MESSAGE_STATUS_CALLBACK, OutgoingMessage};
 
 #[derive(Debug, Serialize)]
@@ -36,16 +36,19 @@ struct Start<'a> {
     phone: PhoneNumber,
     locale: Option<&'a str>,
     app_hash: Option<&'a str>,
+    /// A valid App Check token came with it.
+    attested: bool,
 }
 
 impl SmsVerifyEndpoint {
     pub(super) async fn start(&self, req: &Request) -> Result<Response<Body>, ApiError> {
         let body: StartBody = json_body(req)?;
         check_locale(body.locale.as_deref())?;
+        let now = self.clock.now();
+        let attested = self.guard.attest(req, now).await?;
         // The secret first: a start that cannot be served (Secrets Manager down) takes nothing.
         let secrets = self.secrets.get().await?;
-        let now = self.clock.now();
-        let subject = Subject::resolve(&secrets, &body.phone_number, now)?;
+        let subject = Subject::resolve(&self.config, &secrets, &body.phone_number, now)?;
         let signed = check_app_signature(&self.config, &secrets, body.app_signature.as_deref())?;
         let phone = match subject {
             Subject::TestNumber(phone, _) => return self.start_test_number(phone, now).await,
@@ -60,6 +63,7 @@ impl SmsVerifyEndpoint {
             phone,
             locale: body.locale.as_deref(),
             app_hash,
+            attested,
         };
         let verification = match &self.verify {
             None => self.start_with_our_code(req, &secrets, &start, now).await?,
@@ -119,17 +123,20 @@ impl SmsVerifyEndpoint {
             "code verification started for a test number: no SMS sent"
         );
         crate::telemetry::verification_started(self.channel(true));
+        crate::telemetry::test_number_used();
         Ok(self.started(&verification))
     }
 
-    /// Takes the guard's allowance with `writes` in its transaction.
+    /// Takes the guard's allowance for `units` of the budgets, with `writes` in its
+    /// transaction.
     async fn take_allowance(
         &self,
         req: &Request,
-        phone: &PhoneNumber,
+        start: &Start<'_>,
+        units: u32,
         now: OffsetDateTime,
         writes: Vec<aws_sdk_dynamodb::types::TransactWriteItem>,
-    ) -> Result<Taken, ApiError> {
+    ) -> Result<Admitted, ApiError> {
         let codes = &self.config.codes;
         let per_phone = [
             // One daily allowance for both channels: the flash call's counter.
@@ -147,24 +154,26 @@ impl SmsVerifyEndpoint {
             },
         ];
         let ip = client_ip(req);
-        let allowance = Allowance {
+        let send = SendRequest {
+            phone: &start.phone,
+            caller: Caller::App {
+                ip: ip.as_deref(),
+                attested: start.attested,
+            },
             scope: "sms",
-            phone,
             per_phone: &per_phone,
-            ip: ip.as_deref(),
-            per_ip_per_hour: self.config.max_requests_per_ip_per_hour,
             cooldown: codes.resend_cooldown,
-            sends: Some(self.config.send_budgets),
-            failure_cap: Some(self.config.max_failed_verifications_per_phone_per_day),
+            units,
+            verification: true,
+            // A code cannot be checked from a network (or for a phone) at its cap of failed
+            // checks: it is not sent.
+            failure_caps: self.guard.code_failure_caps(&start.phone, ip.as_deref()),
         };
-        Ok(self
-            .limits
-            .take_allowance(&allowance, now, writes)
-            .await??)
+        self.guard.admit(&send, now, writes).await
     }
 
     /// Gives the allowance back and removes the verification: the code was never sent.
-    async fn undo(&self, taken: &Taken, v: &CodeVerification) {
+    async fn undo(&self, admitted: &Admitted, v: &CodeVerification) {
         let removal = match self.codes.remove(&v.phone, &v.id) {
             Ok(removal) => removal,
             Err(error) => {
@@ -172,7 +181,7 @@ impl SmsVerifyEndpoint {
                 return;
             }
         };
-        if let Err(error) = self.limits.give_back(taken, vec![removal]).await {
+        if let Err(error) = self.guard.give_back(admitted, vec![removal]).await {
             tracing::error!(%error, verification_id = %v.id, "the allowance of an unsent code could not be given back");
         }
     }
@@ -210,18 +219,14 @@ impl SmsVerifyEndpoint {
             codes.otp_domain.as_deref(),
             start.app_hash,
         );
-        let record = MessageRecord::queued(
-            start.phone.clone(),
-            sender.label(),
-            segments(&text).count,
-            now,
-        );
+        let units = segments(&text).count;
+        let record = MessageRecord::queued(start.phone.clone(), sender.label(), units, now);
         verification.message_id = Some(record.id);
         let writes = vec![
             self.codes.replace(&verification)?,
             self.messages.new_message(&record)?,
         ];
-        let taken = self.take_allowance(req, &start.phone, now, writes).await?;
+        let taken = self.take_allowance(req, start, units, now, writes).await?;
 
         let base_url = public_base_url(req, self.config.public_base_url.as_deref());
         let message = OutgoingMessage {
@@ -271,7 +276,8 @@ impl SmsVerifyEndpoint {
             now,
         );
         let writes = vec![self.codes.replace(&verification)?];
-        let taken = self.take_allowance(req, &start.phone, now, writes).await?;
+        // Verify's message is one segment: its templates are short.
+        let taken = self.take_allowance(req, start, 1, now, writes).await?;
         match verify
             .start(&start.phone, start.locale, start.app_hash)
             .await

@@ -1,10 +1,14 @@
-//! The abuse guard's checks before anything is counted: the app signature, the destination's
-//! country and its number type. The counted limits are `store::rate_limits`.
+//! The guard's checks before anything is counted: the app signature (a filter, not a proof:
+//! it is public), the destination's country and number type, and whether a test number is
+//! honoured.
 
 use crate::config::Config;
 use crate::http::{ApiError, ErrorCode};
 use crate::phone::PhoneNumber;
-use crate::secrets::{Secrets, SecretsCache};
+use crate::secrets::{Secrets, SecretsCache, TestNumber};
+
+/// How far ahead a test number's `valid_until` may be: one left on is not left on forever.
+pub const TEST_NUMBER_MAX_DAYS: i64 = 90;
 
 /// The longest app signature looked at; Android's SMS Retriever hashes are 11 characters.
 const MAX_SIGNATURE_LEN: usize = 256;
@@ -79,4 +83,26 @@ pub fn check_destination(config: &Config, phone: &PhoneNumber) -> Result<(), Api
         ));
     }
     Ok(())
+}
+
+/// The test number `typed` names, if test numbers are allowed here (`ALLOW_TEST_NUMBERS`) and
+/// its validity ends within [`TEST_NUMBER_MAX_DAYS`] of `now`. A number outside either is an
+/// ordinary number.
+pub fn test_number<'a>(
+    config: &Config,
+    secrets: &'a Secrets,
+    typed: &str,
+    now: time::OffsetDateTime,
+) -> Option<(&'a str, &'a TestNumber)> {
+    if !config.allow_test_numbers {
+        return None;
+    }
+    let (e164, test) = secrets.test_number(typed, now)?;
+    if test.valid_until - now > time::Duration::days(TEST_NUMBER_MAX_DAYS) {
+        tracing::warn!(
+            "a test number's valid_until is more than {TEST_NUMBER_MAX_DAYS} days ahead: ignored"
+        );
+        return None;
+    }
+    Some((e164, test))
 }
