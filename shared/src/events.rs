@@ -67,7 +67,8 @@ pub fn from_stream_record(record: &Value) -> Option<Value> {
         }
         ("QUARANTINE", "INSERT" | "MODIFY") => {
             let until = new.number("until")?;
-            (old.number("until") != Some(until)).then(|| {
+            let released = new.string("mode") == Some("released");
+            (old.number("until") != Some(until) && !released).then(|| {
                 json!({
                     "type": "destination.quarantined",
                     "destination": new.string("sk"),

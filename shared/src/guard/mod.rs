@@ -223,7 +223,15 @@ impl Guard {
         let quarantine = match standing.quarantine.as_ref().filter(|q| q.until > now) {
             Some(q) => q.clone(),
             None => {
-                let conversion = Conversion::of(&standing.buckets, now, settings);
+                // Only sends after the last quarantine ended (or was released) are judged.
+                let after = standing.quarantine.as_ref().map(|q| q.until);
+                let buckets: Vec<_> = standing
+                    .buckets
+                    .iter()
+                    .filter(|b| after.is_none_or(|t| b.ends_at > t))
+                    .copied()
+                    .collect();
+                let conversion = Conversion::of(&buckets, now, settings);
                 if !conversion.trips(min_sends, settings.min_conversion_percent) {
                     return Ok(());
                 }

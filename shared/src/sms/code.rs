@@ -140,6 +140,10 @@ pub struct CodeVerification {
     pub verified_at: Option<OffsetDateTime>,
     /// The SMS log entry of the message that carried the code (built-in codes only).
     pub message_id: Option<MessageId>,
+    /// The client network the code was asked from (`guard::network_of`): wrong checks from
+    /// it use up the code's checks; wrong checks from elsewhere count only toward the failure
+    /// caps, so that a stranger cannot use up a victim's code.
+    pub network: Option<String>,
 }
 
 impl CodeVerification {

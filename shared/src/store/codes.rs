@@ -35,6 +35,7 @@ const CREATED_AT: &str = "created_at";
 const EXPIRES_AT: &str = "expires_at";
 const VERIFIED_AT: &str = "verified_at";
 const MESSAGE_ID: &str = "message_id";
+const NETWORK: &str = "network";
 const KIND_CODE: &str = "code_verification";
 
 /// How long a closed or expired verification stays readable (to answer "expired" or "already
@@ -76,6 +77,9 @@ fn code_item(v: &CodeVerification) -> HashMap<String, AttributeValue> {
     if let Some(id) = &v.message_id {
         item.insert(MESSAGE_ID.to_owned(), s(id.to_string()));
     }
+    if let Some(network) = &v.network {
+        item.insert(NETWORK.to_owned(), s(network));
+    }
     item
 }
 
@@ -104,6 +108,7 @@ fn code_from(phone: &PhoneNumber, item: Item) -> Result<CodeVerification, StoreE
             .opt_string(MESSAGE_ID)
             .map(|id| MessageId::parse(id).map_err(|_| malformed("message id")))
             .transpose()?,
+        network: item.opt_string(NETWORK).map(str::to_owned),
     })
 }
 

@@ -26,6 +26,8 @@ const VERIFIED: &str = "verified";
 const SINCE: &str = "since";
 const OVERRIDE: &str = "override";
 const SET_AT: &str = "set_at";
+/// The mode of a quarantine an operator lifted.
+pub const RELEASED: &str = "released";
 
 /// A destination the quarantine judges: a block of 10,000 numbers or a country.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -418,18 +420,33 @@ impl Reputation {
         }
     }
 
-    /// Lifts `d`'s quarantine (the operator's `release`): whether there was one.
-    pub async fn release(&self, d: &Destination) -> Result<bool, StoreError> {
+    /// Lifts `d`'s quarantine at `now` (the operator's `release`): whether one was in force.
+    /// The record stays, ended at `now` (`mode: released`), so that only sends after the
+    /// release are judged: the sends that made the quarantine do not make it again at once.
+    pub async fn release(&self, d: &Destination, now: OffsetDateTime) -> Result<bool, StoreError> {
         let out = self
             .client()
-            .delete_item()
+            .put_item()
             .table_name(self.table())
-            .set_key(Some(key(QUARANTINE_PK.to_owned(), &d.key())))
+            .item(PK, s(QUARANTINE_PK))
+            .item(SK, s(d.key()))
+            .item(keys::KIND, s(d.kind()))
+            .item(UNTIL, millis_av(now))
+            .item(SINCE, millis_av(now))
+            .item(MODE, s(RELEASED))
+            .item(SENDS, n(0))
+            .item(VERIFIED, n(0))
+            .item(TTL, ttl_av(now + time::Duration::days(1)))
             .return_values(aws_sdk_dynamodb::types::ReturnValue::AllOld)
             .send()
             .await
-            .map_err(|e| StoreError::sdk("DeleteItem", e))?;
-        Ok(out.attributes.is_some())
+            .map_err(|e| StoreError::sdk("PutItem", e))?;
+        let was = out
+            .attributes
+            .map(Item)
+            .and_then(|old| quarantine_from(&old).ok())
+            .is_some_and(|q| q.until > now);
+        Ok(was)
     }
 
     /// Sets (or, with `None`, removes) the operator's override of `d`.

@@ -89,7 +89,7 @@ async fn main() -> anyhow::Result<()> {
             let reputation = store.reputation();
             match *action {
                 "release" => {
-                    let had = reputation.release(&d).await?;
+                    let had = reputation.release(&d, now).await?;
                     println!(
                         "{d}: {}",
                         if had {
@@ -103,7 +103,7 @@ async fn main() -> anyhow::Result<()> {
                     reputation
                         .set_override(&d, Some(Override::Allow), now)
                         .await?;
-                    reputation.release(&d).await?;
+                    reputation.release(&d, now).await?;
                     println!("{d}: allowed (never quarantined)");
                 }
                 "deny" => {

@@ -101,11 +101,18 @@ impl SmsVerifyEndpoint {
         };
         let caps = self.guard.code_failure_caps(phone, ip);
         if !right {
-            let counted = self
-                .codes
-                .count_wrong(&read, now, max)
-                .await?
-                .map_err(answer)?;
+            // A wrong code from the network that asked for it uses up one of its checks; from
+            // anywhere else it counts only toward the caps: a stranger cannot use it up.
+            let network = ip.map(crate::guard::network_of);
+            let own = read.network.is_none() || read.network == network;
+            let counted = if own {
+                self.codes
+                    .count_wrong(&read, now, max)
+                    .await?
+                    .map_err(answer)?
+            } else {
+                read.clone()
+            };
             // Past a cap (this network's for the phone, or the phone's ceiling) the answer is
             // the same for a right and a wrong code.
             if let Err(exceeded) = self.guard.limits().count_failure(&caps, now).await? {

@@ -51,7 +51,9 @@ impl SmsVerifyEndpoint {
         let subject = Subject::resolve(&self.config, &secrets, &body.phone_number, now)?;
         let signed = check_app_signature(&self.config, &secrets, body.app_signature.as_deref())?;
         let phone = match subject {
-            Subject::TestNumber(phone, _) => return self.start_test_number(phone, now).await,
+            Subject::TestNumber(phone, _) => {
+                return self.start_test_number(req, phone, now).await;
+            }
             Subject::Phone(phone) => phone,
         };
         check_destination(&self.config, &phone)?;
@@ -88,6 +90,7 @@ impl SmsVerifyEndpoint {
         id: VerificationId,
         phone: PhoneNumber,
         method: CodeMethod,
+        network: Option<String>,
         now: OffsetDateTime,
     ) -> CodeVerification {
         CodeVerification {
@@ -100,6 +103,7 @@ impl SmsVerifyEndpoint {
             expires_at: now + self.config.codes.validity,
             verified_at: None,
             message_id: None,
+            network,
         }
     }
 
@@ -107,11 +111,17 @@ impl SmsVerifyEndpoint {
     /// read from the secret at each check.
     async fn start_test_number(
         &self,
+        req: &Request,
         phone: PhoneNumber,
         now: OffsetDateTime,
     ) -> Result<Response<Body>, ApiError> {
-        let verification =
-            self.new_verification(VerificationId::random(), phone, CodeMethod::TestNumber, now);
+        let verification = self.new_verification(
+            VerificationId::random(),
+            phone,
+            CodeMethod::TestNumber,
+            client_network(req),
+            now,
+        );
         self.codes
             .transact(vec![self.codes.replace(&verification)?])
             .await?
@@ -210,8 +220,13 @@ impl SmsVerifyEndpoint {
         let id = VerificationId::random();
         let hash = code_hash(key.expose_secret().as_bytes(), &start.phone, &id, &code)
             .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("the code could not be hashed")))?;
-        let mut verification =
-            self.new_verification(id, start.phone.clone(), CodeMethod::Hashed { hash }, now);
+        let mut verification = self.new_verification(
+            id,
+            start.phone.clone(),
+            CodeMethod::Hashed { hash },
+            client_network(req),
+            now,
+        );
         let text = message_text(
             codes.templates.for_locale(start.locale),
             &codes.app_name,
@@ -273,6 +288,7 @@ impl SmsVerifyEndpoint {
             VerificationId::random(),
             start.phone.clone(),
             CodeMethod::Delegated { provider_sid: None },
+            client_network(req),
             now,
         );
         let writes = vec![self.codes.replace(&verification)?];
@@ -307,4 +323,9 @@ impl SmsVerifyEndpoint {
             }
         }
     }
+}
+
+/// The network of the request's client, if it has an address.
+fn client_network(req: &Request) -> Option<String> {
+    client_ip(req).map(|ip| crate::guard::network_of(&ip))
 }
