@@ -216,7 +216,11 @@ impl Guard {
             Some(Override::Allow) => return Ok(()),
             Some(Override::Deny) => {
                 tracing::info!(destination = %d, phone = %phone.masked(), "destination denied by the operator");
-                return Err(quarantined(d, settings.duration.as_secs()));
+                return Err(quarantined(
+                    d,
+                    settings.duration.as_secs(),
+                    "by the operator",
+                ));
             }
             None => {}
         }
@@ -264,7 +268,11 @@ impl Guard {
             return Ok(());
         }
         let left = (quarantine.until - now).whole_seconds().max(1) as u64;
-        Err(quarantined(d, left))
+        Err(quarantined(
+            d,
+            left,
+            "too few of its recent verifications completed",
+        ))
     }
 
     /// Gives back what [`Guard::admit`] took, with `with` in the same transaction: for a send
@@ -345,10 +353,10 @@ impl Guard {
     }
 }
 
-fn quarantined(d: &Destination, retry_after_secs: u64) -> ApiError {
+fn quarantined(d: &Destination, retry_after_secs: u64, why: &str) -> ApiError {
     ApiError::Quarantined {
         detail: format!(
-            "sends to this {} are suspended: too few of its recent verifications completed",
+            "sends to this {} are suspended: {why}",
             match d {
                 Destination::Block(_) => "number range",
                 Destination::Country(_) => "country",

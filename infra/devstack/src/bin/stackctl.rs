@@ -239,7 +239,7 @@ async fn quarantine_list(store: &Store) -> anyhow::Result<()> {
         );
     }
     for (d, o) in overrides {
-        println!("{} {} {d}", o.as_str(), d.kind());
+        println!("{} {d}", o.as_str());
     }
     Ok(())
 }
