@@ -29,6 +29,105 @@ pub const SERVICE_KEY: &str = "local-service-key";
 /// The app signature the stack's secret allows (`stackctl bootstrap`).
 pub const APP_SIGNATURE: &str = "local-dev-signature";
 
+/// What each fixture of `events/` is answered, served alone on a fresh table (its session,
+/// message or verification unknown): the in-process fixture test and the as-deployed smoke
+/// suite hold the handlers to the same list.
+pub const FIXTURE_ANSWERS: &[(&str, u16, Option<&str>)] = &[
+    ("auth-request.json", 202, None),
+    ("auth-request-base64.json", 202, None),
+    (
+        "auth-request-invalid-phone.json",
+        400,
+        Some("invalid_field"),
+    ),
+    (
+        "auth-request-malformed-json.json",
+        400,
+        Some("invalid_json"),
+    ),
+    (
+        "auth-request-unknown-field.json",
+        400,
+        Some("invalid_field"),
+    ),
+    (
+        "auth-request-wrong-signature.json",
+        403,
+        Some("app_signature_rejected"),
+    ),
+    (
+        "auth-verify-unknown-session.json",
+        404,
+        Some("session_not_found"),
+    ),
+    (
+        "auth-verify-malformed-session-id.json",
+        400,
+        Some("invalid_field"),
+    ),
+    (
+        "auth-verify-missing-caller-id.json",
+        400,
+        Some("invalid_field"),
+    ),
+    ("auth-status.json", 404, Some("session_not_found")),
+    ("health.json", 200, None),
+    // Signed with the local webhook token (`stackctl bootstrap`); its session is unknown,
+    // so it is answered and ignored.
+    ("twilio-voice-callback.json", 200, None),
+    (
+        "twilio-voice-callback-unsigned.json",
+        403,
+        Some("invalid_signature"),
+    ),
+    ("auth-status-malformed-id.json", 400, Some("invalid_field")),
+    ("sms-send.json", 202, None),
+    ("sms-send-no-key.json", 401, Some("missing_credentials")),
+    ("sms-send-body-too-long.json", 400, Some("invalid_field")),
+    (
+        "sms-send-from-not-configured.json",
+        400,
+        Some("invalid_field"),
+    ),
+    (
+        "sms-send-premium-recipient.json",
+        403,
+        Some("number_type_not_allowed"),
+    ),
+    ("sms-get.json", 404, Some("message_not_found")),
+    ("sms-get-malformed-id.json", 400, Some("invalid_field")),
+    ("sms-verify-start.json", 202, None),
+    (
+        "sms-verify-start-unknown-field.json",
+        400,
+        Some("invalid_field"),
+    ),
+    (
+        "sms-verify-start-invalid-phone.json",
+        400,
+        Some("invalid_field"),
+    ),
+    ("sms-verify-check.json", 404, Some("verification_not_found")),
+    (
+        "sms-verify-check-non-digit-code.json",
+        400,
+        Some("invalid_field"),
+    ),
+    (
+        "sms-verify-check-malformed-id.json",
+        400,
+        Some("invalid_field"),
+    ),
+    // Signed with the local webhook token; its message is unknown: answered, ignored.
+    ("twilio-message-callback.json", 200, None),
+    // Signed for another URL (the voice route's).
+    (
+        "twilio-message-callback-wrong-url.json",
+        403,
+        Some("invalid_signature"),
+    ),
+];
+
 /// Settings under which most tests run: limits out of the way unless a test sets them.
 const TEST_DEFAULTS: &[(&str, &str)] = &[
     // The service-wide budgets are shared by every test on the table: out of the way, but for

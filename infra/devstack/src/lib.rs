@@ -4,6 +4,7 @@
 
 pub mod app_check;
 pub mod bootstrap;
+pub mod deployed;
 mod event;
 mod head_guard;
 mod routes;

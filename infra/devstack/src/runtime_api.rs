@@ -1,4 +1,5 @@
-//! A Lambda Runtime API of our own on loopback, for the cold-start benchmark: the three routes
+//! A Lambda Runtime API of our own on loopback, for the cold-start benchmark and for each
+//! function instance `infra/deployed.sh` runs: the three routes
 //! a runtime client uses (`/next`, `/response`, `/error`, plus `/init/error`). It hands out the
 //! invocations it is given one at a time and reports when each was asked for, handed out and
 //! answered, so that a driver can time a function process from `exec` on.
@@ -24,8 +25,9 @@ pub enum Seen {
     Next(Instant),
     /// An invocation was handed to it.
     Handed(Instant),
-    /// It answered an invocation; the API Gateway status of the answer, if it had one.
-    Responded(Instant, Option<u16>),
+    /// It answered an invocation: the API Gateway status of the answer, if it had one, and
+    /// the answer.
+    Responded(Instant, Option<u16>, Bytes),
     /// It reported an invocation error or an init error.
     Failed(Instant, String),
 }
@@ -39,10 +41,22 @@ pub struct RuntimeApi {
 struct Shared {
     invocations: Mutex<mpsc::Receiver<(String, Bytes)>>,
     seen: mpsc::Sender<Seen>,
+    function_arn: String,
+    timeout: Duration,
 }
 
 impl RuntimeApi {
     pub async fn start() -> anyhow::Result<RuntimeApi> {
+        Self::start_for(
+            "arn:aws:lambda:us-east-1:000000000000:function:bench",
+            Duration::from_secs(30),
+        )
+        .await
+    }
+
+    /// A runtime API for one instance of a function: its ARN and its timeout (the deadline
+    /// each invocation carries).
+    pub async fn start_for(function_arn: &str, timeout: Duration) -> anyhow::Result<RuntimeApi> {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let (invocations_tx, invocations_rx) = mpsc::channel(1);
@@ -50,6 +64,8 @@ impl RuntimeApi {
         let shared = Arc::new(Shared {
             invocations: Mutex::new(invocations_rx),
             seen: seen_tx,
+            function_arn: function_arn.to_owned(),
+            timeout,
         });
         tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
@@ -107,7 +123,7 @@ async fn route(shared: &Shared, req: Request<Incoming>) -> Response<Full<Bytes>>
                 .duration_since(std::time::UNIX_EPOCH)
                 .unwrap_or_default()
                 .as_millis()
-                + 30_000;
+                + shared.timeout.as_millis();
             let mut response = reply(StatusCode::OK, event);
             let headers = response.headers_mut();
             let pairs = [
@@ -115,7 +131,7 @@ async fn route(shared: &Shared, req: Request<Incoming>) -> Response<Full<Bytes>>
                 ("lambda-runtime-deadline-ms", deadline.to_string()),
                 (
                     "lambda-runtime-invoked-function-arn",
-                    "arn:aws:lambda:us-east-1:000000000000:function:bench".to_owned(),
+                    shared.function_arn.clone(),
                 ),
                 (
                     "lambda-runtime-trace-id",
@@ -143,7 +159,7 @@ async fn route(shared: &Shared, req: Request<Incoming>) -> Response<Full<Bytes>>
                     .ok()
                     .and_then(|v| v["statusCode"].as_u64())
                     .and_then(|s| u16::try_from(s).ok());
-                Seen::Responded(now, status)
+                Seen::Responded(now, status, body)
             } else {
                 Seen::Failed(
                     now,

@@ -5,6 +5,7 @@ mod abuse;
 mod bad_input;
 mod calls;
 mod concurrency;
+mod deployed;
 mod events;
 mod fixtures;
 mod flash_flow;

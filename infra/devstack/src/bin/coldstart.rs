@@ -215,7 +215,7 @@ async fn expect_answer(api: &RuntimeApi) -> anyhow::Result<(Instant, Instant, u1
         other => bail!("expected the invocation to be handed out, saw {other:?}"),
     };
     match api.next_seen(WAIT).await? {
-        Seen::Responded(at, status) => Ok((handed, at, status.unwrap_or(0))),
+        Seen::Responded(at, status, _) => Ok((handed, at, status.unwrap_or(0))),
         Seen::Failed(_, error) => bail!("the invocation failed: {error}"),
         other => bail!("expected a response, saw {other:?}"),
     }
