@@ -62,6 +62,9 @@ pub struct Config {
     /// How `sms-verify` makes, sends and checks its codes.
     pub codes: CodeSettings,
     pub token_lifetime: Duration,
+    /// How long call records and events are kept after their last event was recorded
+    /// (`CALL_RETENTION_DAYS`, default 400); `None` keeps them.
+    pub call_retention: Option<Duration>,
     pub token_issuer: String,
     pub secret_refresh_interval: Duration,
     pub pool_cache_ttl: Duration,
@@ -356,6 +359,10 @@ impl Config {
                     .to_owned(),
             },
             token_lifetime: env.seconds("TOKEN_LIFETIME_SECONDS", 900, 60..=86_400),
+            call_retention: match env.number("CALL_RETENTION_DAYS", 400u32, 0..=36_500) {
+                0 => None,
+                days => Some(Duration::from_secs(u64::from(days) * 86_400)),
+            },
             token_issuer: env.string("TOKEN_ISSUER", "phone-verification"),
             secret_refresh_interval: env.seconds("SECRET_REFRESH_SECONDS", 300, 10..=86_400),
             pool_cache_ttl: env.seconds("POOL_CACHE_SECONDS", 60, 0..=3600),
@@ -709,6 +716,9 @@ mod tests {
         assert!(c.allowed_country_codes.is_empty());
         assert!(c.require_app_signature);
         assert!(!c.in_lambda);
+        assert_eq!(c.call_retention, Some(Duration::from_secs(400 * 86_400)));
+        let vars = HashMap::from([("CALL_RETENTION_DAYS".to_owned(), "0".to_owned())]);
+        assert_eq!(Config::from_vars(vars).unwrap().call_retention, None);
     }
 
     #[test]

@@ -24,6 +24,7 @@ pub struct CallEventEndpoint {
     auth: Authenticator,
     clock: std::sync::Arc<dyn Clock>,
     calls: Calls,
+    retention: Option<std::time::Duration>,
 }
 
 /// One batch item's answer: its index and id, its result, and for a rejected item its status
@@ -58,6 +59,7 @@ impl Endpoint for CallEventEndpoint {
             auth: Authenticator::new(init).await?,
             clock: init.clock.clone(),
             calls: init.store().calls(),
+            retention: init.config.call_retention,
         })
     }
 
@@ -99,7 +101,9 @@ fn parse(value: Value, now: OffsetDateTime) -> Result<CallEvent, ApiError> {
 impl CallEventEndpoint {
     /// `accepted` or `duplicate`, or the error that refused the event.
     async fn ingest(&self, event: &CallEvent) -> Result<&'static str, ApiError> {
-        match self.calls.ingest_call_event(event).await? {
+        // Kept `CALL_RETENTION_DAYS` after the call's last event was recorded.
+        let expires = self.retention.map(|r| self.clock.now() + r);
+        match self.calls.ingest_call_event(event, expires).await? {
             Ingested::Accepted => Ok("accepted"),
             Ingested::Duplicate => Ok("duplicate"),
             Ingested::EventIdConflict => Err(ApiError::refused(

@@ -14,9 +14,9 @@ use aws_sdk_dynamodb::types::{
 };
 use time::OffsetDateTime;
 
-use super::item::{Item, millis, millis_av, s};
+use super::item::{Item, millis, millis_av, s, ttl_av};
 use super::keys::{
-    self, CALLED_SK, CALLING_SK, GSI1, GSI1_PK, GSI1_SK, HISTORY_MAX_MILLIS, KIND, PK, SK,
+    self, CALLED_SK, CALLING_SK, GSI1, GSI1_PK, GSI1_SK, HISTORY_MAX_MILLIS, KIND, PK, SK, TTL,
 };
 use super::{StoreError, view};
 use crate::call::{CallEvent, CallId, CallRecord, EventKind, HistoryStatus, Outcome};
@@ -72,10 +72,15 @@ fn field(kind: EventKind) -> &'static str {
 impl Calls {
     /// Records one event; any number of concurrent posts of it store it once, and events of a
     /// call give the same record in any order (per kind, the earliest time wins).
-    pub async fn ingest_call_event(&self, event: &CallEvent) -> Result<Ingested, StoreError> {
+    /// `expires`: when the event and the call's records expire (their TTL; `None` keeps them).
+    pub async fn ingest_call_event(
+        &self,
+        event: &CallEvent,
+        expires: Option<OffsetDateTime>,
+    ) -> Result<Ingested, StoreError> {
         let mut with_field = true;
         loop {
-            let items = self.event_transaction(event, with_field)?;
+            let items = self.event_transaction(event, with_field, expires)?;
             let Err(cancelled) = self.transact(items).await? else {
                 return Ok(Ingested::Accepted);
             };
@@ -114,14 +119,19 @@ impl Calls {
         &self,
         event: &CallEvent,
         with_field: bool,
+        expires: Option<OffsetDateTime>,
     ) -> Result<Vec<TransactWriteItem>, StoreError> {
-        let put = Put::builder()
+        let mut put = Put::builder()
             .table_name(self.table())
             .item(PK, s(keys::event_pk(&event.event_id)))
             .item(SK, s(keys::EVENT_SK))
             .item(KIND, s("call-event"))
             .item(CALL_ID, s(event.call_id.as_str()))
-            .item(FINGERPRINT, s(event.fingerprint()))
+            .item(FINGERPRINT, s(event.fingerprint()));
+        if let Some(at) = expires {
+            put = put.item(TTL, ttl_av(at));
+        }
+        let put = put
             .condition_expression("attribute_not_exists(#pk)")
             .expression_attribute_names("#pk", PK)
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
@@ -148,7 +158,7 @@ impl Calls {
         }
         for (sk, party) in [(CALLING_SK, &event.calling), (CALLED_SK, &event.called)] {
             let update = self
-                .record_update(event, sk, party)
+                .record_update(event, sk, party, expires)
                 .condition_expression(format!(
                     "{numbers_agree} AND (attribute_not_exists(#field) OR #field > :time)"
                 ))
@@ -168,6 +178,7 @@ impl Calls {
         event: &CallEvent,
         sk: &str,
         party: &PhoneNumber,
+        expires: Option<OffsetDateTime>,
     ) -> aws_sdk_dynamodb::types::builders::UpdateBuilder {
         // The call sorts under its INITIATE time; until that arrives, under the time of the
         // first event seen.
@@ -176,13 +187,18 @@ impl Calls {
         } else {
             "#gsk = if_not_exists(#gsk, :gsk)"
         };
-        Update::builder()
+        let ttl = if expires.is_some() {
+            ", #ttl = :ttl"
+        } else {
+            ""
+        };
+        let update = Update::builder()
             .table_name(self.table())
             .key(PK, s(keys::call_pk(&event.call_id)))
             .key(SK, s(sk))
             .update_expression(format!(
                 "SET #call_id = :call_id, #calling = :calling, #called = :called, \
-                 #field = :time, #gpk = :gpk, {sort_key}"
+                 #field = :time, #gpk = :gpk, {sort_key}{ttl}"
             ))
             .expression_attribute_names("#call_id", CALL_ID)
             .expression_attribute_names("#calling", CALLING)
@@ -198,7 +214,13 @@ impl Calls {
             .expression_attribute_values(
                 ":gsk",
                 s(keys::history_gsi_sk(event.created_at, &event.call_id)),
-            )
+            );
+        match expires {
+            Some(at) => update
+                .expression_attribute_names("#ttl", TTL)
+                .expression_attribute_values(":ttl", ttl_av(at)),
+            None => update,
+        }
     }
 
     /// The Query of a number's calls under `filter`, newest first.

@@ -664,3 +664,61 @@ async fn event_times_at_the_window_bounds_read_back_and_times_outside_it_are_ref
         stats.body
     );
 }
+
+/// The TTL (epoch seconds) of each item of a call: its event and its two party records.
+async fn call_ttls(app: &TestApp, call: &GeneratedCall) -> Vec<Option<i64>> {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    use shared::store::keys;
+    let store = &app.store;
+    let event = &call.events[0];
+    let mut ttls = Vec::new();
+    for (pk, sk) in [
+        (keys::event_pk(&event.event_id), keys::EVENT_SK),
+        (keys::call_pk(&event.call_id), keys::CALLING_SK),
+        (keys::call_pk(&event.call_id), keys::CALLED_SK),
+    ] {
+        let item = store
+            .client()
+            .get_item()
+            .table_name(store.table())
+            .key(keys::PK, AttributeValue::S(pk))
+            .key(keys::SK, AttributeValue::S(sk.to_owned()))
+            .consistent_read(true)
+            .send()
+            .await
+            .unwrap()
+            .item
+            .expect("the item was written");
+        ttls.push(
+            item.get(keys::TTL)
+                .and_then(|v| v.as_n().ok())
+                .map(|n| n.parse().unwrap()),
+        );
+    }
+    ttls
+}
+
+#[tokio::test]
+async fn call_records_and_events_expire_after_the_retention_and_zero_keeps_them() {
+    let app = TestApp::spawn(&[]).await;
+    let (_, call) = call_just_initiated();
+    post_all(&app, &call.events[..1]).await;
+    let expected = (app.clock.now() + time::Duration::days(400)).unix_timestamp();
+    for ttl in call_ttls(&app, &call).await {
+        let ttl = ttl.expect("a TTL under the default CALL_RETENTION_DAYS=400");
+        assert!((ttl - expected).abs() <= 5, "{ttl} vs {expected}");
+    }
+
+    let app = TestApp::spawn(&[("CALL_RETENTION_DAYS", "30")]).await;
+    let (_, call) = call_just_initiated();
+    post_all(&app, &call.events[..1]).await;
+    let expected = (app.clock.now() + time::Duration::days(30)).unix_timestamp();
+    for ttl in call_ttls(&app, &call).await {
+        assert!((ttl.unwrap() - expected).abs() <= 5);
+    }
+
+    let app = TestApp::spawn(&[("CALL_RETENTION_DAYS", "0")]).await;
+    let (_, call) = call_just_initiated();
+    post_all(&app, &call.events[..1]).await;
+    assert_eq!(call_ttls(&app, &call).await, [None, None, None]);
+}

@@ -256,3 +256,45 @@ fn the_alarms_and_the_dashboard_read_only_metrics_the_functions_emit() {
         );
     }
 }
+
+#[test]
+fn every_function_has_a_log_group_with_retention_and_the_api_logs_route_keys_not_paths() {
+    let t = template();
+    let resources = t["Resources"].as_hash().unwrap();
+    let groups: Vec<String> = resources
+        .values()
+        .filter(|r| r["Type"].as_str() == Some("AWS::Logs::LogGroup"))
+        .inspect(|g| {
+            assert!(
+                !g["Properties"]["RetentionInDays"].is_badvalue(),
+                "every log group has a retention"
+            )
+        })
+        .filter_map(|g| g["Properties"]["LogGroupName"].as_str().map(str::to_owned))
+        .collect();
+    for (id, r) in resources {
+        if r["Type"].as_str() != Some("AWS::Serverless::Function") {
+            continue;
+        }
+        let id = id.as_str().unwrap();
+        assert!(
+            groups.contains(&format!("/aws/lambda/${{{id}}}")),
+            "{id} has no log group of its own: {groups:?}"
+        );
+    }
+    let access = &t["Resources"]["HttpApi"]["Properties"]["AccessLogSettings"];
+    let format = access["Format"]
+        .as_str()
+        .expect("the HTTP API has an access log");
+    let line: serde_json::Value = serde_json::from_str(format).expect("a JSON access log");
+    assert_eq!(line["routeKey"], "$context.routeKey");
+    // No raw path (a phone number is a path parameter) and no query string.
+    for raw in [
+        "$context.path",
+        "$context.http.path",
+        "$context.rawPath",
+        "querystring",
+    ] {
+        assert!(!format.contains(raw), "{raw} in the access log");
+    }
+}

@@ -273,7 +273,7 @@ async fn traffic(store: &Store, calls: usize, numbers: usize, seed: u64) -> anyh
     let events = generator.shuffled_events(&generated, 10);
     let started = std::time::Instant::now();
     for event in &events {
-        store.calls().ingest_call_event(event).await?;
+        store.calls().ingest_call_event(event, None).await?;
     }
     println!(
         "{} calls, {} events (seed {seed}) in {:.1} s between:",
