@@ -8,6 +8,8 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 use time::OffsetDateTime;
 
+use crate::config::Config;
+
 /// The parsed secret. Every value is a `SecretString`: `Debug` shows none of them.
 #[derive(Debug)]
 pub struct Secrets {
@@ -417,6 +419,39 @@ async fn fetch(
             secret_id: secret_id.to_owned(),
         })?;
     Secrets::parse(secret_id, text)
+}
+
+/// A keyed hash under the secret's `code_hashing_key`: HMAC-SHA256 over length-prefixed
+/// `parts`, hex. What the table keeps instead of a live answer (a code, a session's caller
+/// ID), so that a table dump, its stream or a backup yields none without the key.
+/// (HMAC takes a key of any length: `None` never happens in practice.)
+pub fn keyed_hash(key: &[u8], parts: &[&str]) -> Option<String> {
+    use hmac::{Hmac, Mac};
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(key).ok()?;
+    for part in parts {
+        mac.update(&(part.len() as u32).to_be_bytes());
+        mac.update(part.as_bytes());
+    }
+    Some(hex::encode(mac.finalize().into_bytes()))
+}
+
+/// Fails a cold start whose (loaded) secret has no `code_hashing_key`: `what` keeps its
+/// answers as keyed hashes and could serve nothing.
+pub fn require_hashing_key(
+    config: &Config,
+    secrets: &SecretsCache,
+    what: &str,
+) -> anyhow::Result<()> {
+    if secrets
+        .loaded()
+        .is_some_and(|s| s.code_hashing_key.is_none())
+    {
+        anyhow::bail!(
+            "secret {} has no code_hashing_key, which {what} needs to keep its answers as keyed hashes",
+            config.secret_id
+        );
+    }
+    Ok(())
 }
 
 #[cfg(test)]

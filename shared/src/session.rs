@@ -110,13 +110,24 @@ impl CallStatus {
     }
 }
 
+/// What a session keeps of its caller ID: its keyed hash under the secret's
+/// `code_hashing_key`, over the session and the number, so that a hash is worth nothing for
+/// another session and no item, stream record or backup holds a live answer.
+pub fn caller_id_hash(key: &[u8], session: &SessionId, caller_id: &PhoneNumber) -> Option<String> {
+    crate::secrets::keyed_hash(
+        key,
+        &["caller-id", &session.to_string(), caller_id.as_str()],
+    )
+}
+
 /// A verification session as stored.
 #[derive(Debug, Clone)]
 pub struct Session {
     pub id: SessionId,
     pub phone: PhoneNumber,
-    /// The pool number that calls the phone: the secret the app must read back.
-    pub caller_id: PhoneNumber,
+    /// The keyed hash of the pool number that calls the phone (the secret the app must read
+    /// back): [`caller_id_hash`]. The number itself is never stored.
+    pub caller_id_hash: String,
     pub state: SessionState,
     pub attempts: u32,
     pub created_at: OffsetDateTime,
@@ -176,7 +187,7 @@ mod tests {
         let s = Session {
             id: SessionId::random(),
             phone: PhoneNumber::parse("+14155550123").unwrap(),
-            caller_id: PhoneNumber::parse("+14155550100").unwrap(),
+            caller_id_hash: "00".repeat(32),
             state,
             attempts,
             created_at: now - Duration::seconds(10),

@@ -1,5 +1,6 @@
 //! `POST /auth/request`: checks, rate-limits, opens a session and places the flash call.
 
+use secrecy::ExposeSecret;
 use std::sync::Arc;
 
 use lambda_http::http::StatusCode;
@@ -73,6 +74,7 @@ impl Endpoint for RequestEndpoint {
         );
         warmed?;
         require_signatures_configured(&init.config, &secrets)?;
+        crate::secrets::require_hashing_key(&init.config, &secrets, "request")?;
         Ok(RequestEndpoint {
             pool,
             telephony: init.telephony().await?,
@@ -109,10 +111,12 @@ impl Endpoint for RequestEndpoint {
         };
 
         let now = self.clock.now();
+        let id = SessionId::random();
+        let caller_id_hash = self.caller_id_hash(&id, &caller_id).await?;
         let session = Session {
-            id: SessionId::random(),
+            id,
             phone,
-            caller_id,
+            caller_id_hash,
             state: SessionState::Pending,
             attempts: 0,
             created_at: now,
@@ -146,7 +150,8 @@ impl Endpoint for RequestEndpoint {
         let write = self.sessions.new_session(&session)?;
         self.guard.admit(&send, now, vec![write]).await?;
         let base_url = public_base_url(&req, self.config.public_base_url.as_deref());
-        self.place_call(&session, base_url.as_deref()).await?;
+        self.place_call(&session, &caller_id, base_url.as_deref())
+            .await?;
         tracing::info!(session_id = %session.id, phone = %session.phone.masked(), "flash call placed");
         crate::telemetry::verification_started(Channel::FlashCall);
         let country = session.phone.country_code();
@@ -168,6 +173,20 @@ impl Endpoint for RequestEndpoint {
 }
 
 impl RequestEndpoint {
+    /// What the session keeps of its caller ID (`session::caller_id_hash`).
+    async fn caller_id_hash(
+        &self,
+        id: &SessionId,
+        caller_id: &PhoneNumber,
+    ) -> Result<String, ApiError> {
+        let secrets = self.secrets.get().await?;
+        let key = secrets.code_hashing_key.as_ref().ok_or_else(|| {
+            ApiError::Internal(anyhow::anyhow!("the secret has no code_hashing_key"))
+        })?;
+        crate::session::caller_id_hash(key.expose_secret().as_bytes(), id, caller_id)
+            .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("the caller ID could not be hashed")))
+    }
+
     /// The app signature, checked against the secret. The secret is read even when signatures
     /// are off: a request that cannot be served (Secrets Manager down) is refused before it
     /// takes anything from the rate limits.
@@ -180,10 +199,15 @@ impl RequestEndpoint {
     /// an error would invite a retry that rings the phone again, so a failure to store the
     /// call's SID is only logged (the status callback can attach it later). A call that could
     /// not be placed closes the session as failed, so that it is never left pending.
-    async fn place_call(&self, session: &Session, base_url: Option<&str>) -> Result<(), ApiError> {
+    async fn place_call(
+        &self,
+        session: &Session,
+        caller_id: &PhoneNumber,
+        base_url: Option<&str>,
+    ) -> Result<(), ApiError> {
         let call = FlashCall {
             to: session.phone.clone(),
-            from: session.caller_id.clone(),
+            from: caller_id.clone(),
             status_callback: base_url.map(|base| {
                 format!(
                     "{base}{}?session_id={}",

@@ -1,5 +1,6 @@
 //! `POST /auth/verify`: checks the caller ID the app read and issues an access token.
 
+use secrecy::ExposeSecret;
 use std::sync::Arc;
 
 use lambda_http::http::StatusCode;
@@ -59,6 +60,7 @@ impl Endpoint for VerifyEndpoint {
         // The phone parser warms on another thread while the secret is fetched.
         let (warmed, ()) = tokio::join!(secrets.warm(), crate::phone::warm_up());
         warmed?;
+        crate::secrets::require_hashing_key(&init.config, &secrets, "verify")?;
         Ok(VerifyEndpoint {
             secrets,
             config: init.config.clone(),
@@ -96,18 +98,24 @@ impl VerifyEndpoint {
             return Err(refusal.into());
         }
 
-        // Both sides are E.164 strings; the comparison's time does not depend on where they
-        // first differ.
-        let matches: bool = session
-            .caller_id
-            .as_str()
-            .as_bytes()
-            .ct_eq(received.as_str().as_bytes())
-            .into();
-        // The token's key is read before anything is counted: a session must never turn
-        // verified while its token cannot be issued (Secrets Manager down is a 503 that changes
-        // nothing).
+        // The secret is read before anything is counted: a session must never turn verified
+        // while its token cannot be issued (Secrets Manager down is a 503 that changes
+        // nothing). The received caller ID's keyed hash is compared with the session's, in
+        // time that does not depend on where they first differ.
         let secrets = self.secrets.get().await?;
+        let key = secrets.code_hashing_key.as_ref().ok_or_else(|| {
+            ApiError::Internal(anyhow::anyhow!("the secret has no code_hashing_key"))
+        })?;
+        let received_hash =
+            crate::session::caller_id_hash(key.expose_secret().as_bytes(), &session.id, &received)
+                .ok_or_else(|| {
+                    ApiError::Internal(anyhow::anyhow!("the caller ID could not be hashed"))
+                })?;
+        let matches: bool = session
+            .caller_id_hash
+            .as_bytes()
+            .ct_eq(received_hash.as_bytes())
+            .into();
         let caps = self.guard.flash_failure_caps(&session.phone);
         if !matches {
             // The phone's failure is counted first, under its daily cap: past the cap nothing

@@ -1,10 +1,8 @@
 //! One-time codes: made by a CSPRNG, kept only as a keyed hash, and the message that carries
 //! one, shaped for automatic retrieval on phones.
 
-use hmac::{Hmac, Mac};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use sha2::Sha256;
 use subtle::ConstantTimeEq;
 use time::OffsetDateTime;
 
@@ -51,12 +49,7 @@ pub fn code_hash(
     id: &VerificationId,
     code: &str,
 ) -> Option<String> {
-    let mut mac = Hmac::<Sha256>::new_from_slice(key).ok()?;
-    for part in [phone.as_str(), &id.to_string(), code] {
-        mac.update(&(part.len() as u32).to_be_bytes());
-        mac.update(part.as_bytes());
-    }
-    Some(hex::encode(mac.finalize().into_bytes()))
+    crate::secrets::keyed_hash(key, &[phone.as_str(), &id.to_string(), code])
 }
 
 /// Whether two codes or hashes are equal, in time that does not depend on where they differ.

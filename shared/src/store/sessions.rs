@@ -15,7 +15,8 @@ use crate::phone::PhoneNumber;
 use crate::session::{CallStatus, Refusal, Session, SessionId, SessionState};
 
 const PHONE: &str = "phone";
-const CALLER_ID: &str = "caller_id";
+/// The caller ID's keyed hash (`session::caller_id_hash`), never the number.
+const CALLER_ID_HASH: &str = "caller_id_hash";
 const STATE: &str = "state";
 const ATTEMPTS: &str = "attempts";
 const CREATED_AT: &str = "created_at";
@@ -74,7 +75,7 @@ fn session_item(session: &Session) -> HashMap<String, AttributeValue> {
         ),
         (KIND.into(), s(KIND_SESSION)),
         (PHONE.into(), s(session.phone.as_str())),
-        (CALLER_ID.into(), s(session.caller_id.as_str())),
+        (CALLER_ID_HASH.into(), s(session.caller_id_hash.as_str())),
         (STATE.into(), s(session.state.as_str())),
         (ATTEMPTS.into(), n(session.attempts)),
         (CREATED_AT.into(), millis_av(session.created_at)),
@@ -415,7 +416,7 @@ fn session_from(item: Item) -> Result<Session, StoreError> {
     Ok(Session {
         id,
         phone: item.phone(PHONE)?,
-        caller_id: item.phone(CALLER_ID)?,
+        caller_id_hash: item.string(CALLER_ID_HASH)?.to_owned(),
         state: SessionState::parse(item.string(STATE)?)
             .ok_or_else(|| StoreError::Malformed(format!("state of {id}")))?,
         attempts: item.number(ATTEMPTS)?,

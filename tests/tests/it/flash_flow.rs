@@ -257,3 +257,45 @@ async fn a_call_that_cannot_be_placed_leaves_the_session_failed_not_pending() {
     assert_eq!(status.body["call_status"], "failed");
     assert_eq!(status.body["is_valid"], false);
 }
+
+#[tokio::test]
+async fn a_session_keeps_only_the_keyed_hash_of_its_caller_id() {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    use shared::store::keys::{PK, SK};
+    let app = TestApp::spawn(&[]).await;
+    let phone = random_phone();
+    let requested = app.request_call(&phone).await;
+    assert_eq!(requested.status, 202, "{}", requested.body);
+    let session = requested.body["session_id"].as_str().unwrap().to_owned();
+    let caller_id = app.caller_id(&phone);
+
+    let item = app
+        .store
+        .client()
+        .get_item()
+        .table_name(app.store.table())
+        .key(PK, AttributeValue::S(format!("SESSION#{session}")))
+        .key(SK, AttributeValue::S("SESSION".into()))
+        .consistent_read(true)
+        .send()
+        .await
+        .unwrap()
+        .item
+        .expect("the session item");
+    for (name, value) in &item {
+        if let Ok(text) = value.as_s() {
+            assert!(
+                !text.contains(&caller_id.as_str()[1..]),
+                "{name} holds the caller ID"
+            );
+        }
+    }
+    assert!(!item.contains_key("caller_id"));
+    let hash = item["caller_id_hash"].as_s().unwrap();
+    assert_eq!(hash.len(), 64);
+    assert!(hash.bytes().all(|b| b.is_ascii_hexdigit()));
+
+    // And the right caller ID still verifies, once.
+    let verified = app.verify(&phone, caller_id.as_str(), Some(&session)).await;
+    assert_eq!(verified.status, 200, "{}", verified.body);
+}

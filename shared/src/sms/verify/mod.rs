@@ -60,16 +60,7 @@ impl Endpoint for SmsVerifyEndpoint {
                          Twilio Verify"
                     );
                 }
-                if secrets
-                    .loaded()
-                    .is_some_and(|s| s.code_hashing_key.is_none())
-                {
-                    anyhow::bail!(
-                        "secret {} has no code_hashing_key, which sms-verify needs to keep its \
-                         codes as keyed hashes",
-                        config.secret_id
-                    );
-                }
+                crate::secrets::require_hashing_key(&config, &secrets, "sms-verify")?;
                 None
             }
         };
