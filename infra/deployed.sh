@@ -14,20 +14,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # shellcheck source=infra/stack.sh
 source "$ROOT/infra/stack.sh"
 
-RUNNER_PID=
-stop_all() {
-  trap - EXIT INT TERM HUP
-  if [ -n "$RUNNER_PID" ] && kill -0 "$RUNNER_PID" 2>/dev/null; then
-    kill "$RUNNER_PID" 2>/dev/null || true
-    wait "$RUNNER_PID" 2>/dev/null || true
-  fi
-  stop_started
-}
-trap stop_all EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-trap 'exit 129' HUP
-
+stop_on_signals
 up
 PORT=${PORT:-3000}
 # The one local variable beside endpoints and credentials: the stack has no Twilio account, so
@@ -55,7 +42,5 @@ while [ $# -gt 0 ]; do
   esac
 done
 log "the template's HTTP API on http://127.0.0.1:$PORT (each function's log lines are prefixed with its name)"
-"$TARGET/deployed" --port "$PORT" --bin-dir "$TARGET" "${args[@]}" \
-  --parameter-overrides "${local_overrides[@]}" "${user_overrides[@]}" &
-RUNNER_PID=$!
-wait "$RUNNER_PID"
+run_in_foreground "$TARGET/deployed" --port "$PORT" --bin-dir "$TARGET" "${args[@]}" \
+  --parameter-overrides "${local_overrides[@]}" "${user_overrides[@]}"

@@ -162,6 +162,33 @@ with_own_stack() { # NAME COMMAND...
 
 stop_started() { if [ ${#STARTED[@]} -gt 0 ]; then down "${STARTED[@]}"; fi; }
 
+# A script that serves until it is stopped (dev.sh, deployed.sh): `stop_on_signals` first, so
+# that Ctrl-C, SIGTERM and SIGHUP (a process manager, a closed terminal, a CI runner) stop the
+# server and what `up` started, even during `up`; then `run_in_foreground COMMAND...`.
+FOREGROUND_PID=
+stop_all() {
+  trap - EXIT INT TERM HUP
+  if [ -n "$FOREGROUND_PID" ] && kill -0 "$FOREGROUND_PID" 2>/dev/null; then
+    kill "$FOREGROUND_PID" 2>/dev/null || true
+    wait "$FOREGROUND_PID" 2>/dev/null || true
+  fi
+  stop_started
+}
+stop_on_signals() {
+  trap stop_all EXIT
+  # `exit` runs the EXIT trap; the status says which signal ended the script.
+  trap 'exit 130' INT
+  trap 'exit 143' TERM
+  trap 'exit 129' HUP
+}
+# In the background, so that a signal reaches the trap at once (bash runs traps only between
+# commands, and `wait` is one), and the server's own PID is known.
+run_in_foreground() {
+  "$@" &
+  FOREGROUND_PID=$!
+  wait "$FOREGROUND_PID"
+}
+
 env_vars() {
   for v in AWS_REGION AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_ENDPOINT_URL_DYNAMODB \
            AWS_ENDPOINT_URL_SECRETS_MANAGER AWS_EC2_METADATA_DISABLED TWILIO_MOCK_URL TWILIO_VERIFY_MOCK_URL TABLE_NAME SECRET_ID SMS_FROM_NUMBERS \

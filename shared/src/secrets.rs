@@ -146,6 +146,20 @@ pub enum SecretsError {
 const MIN_KEY_LEN: usize = 32;
 
 impl Secrets {
+    /// A keyed hash of `parts` under the secret's `code_hashing_key`: HMAC-SHA256 over the
+    /// length-prefixed parts, hex. What the table keeps instead of a live answer (a code, a
+    /// session's caller ID), so that a table dump, its stream or a backup yields none without
+    /// the key. Fails only when the secret has no `code_hashing_key` (the functions that hash
+    /// refuse to start without one: [`require_hashing_key`]).
+    pub fn keyed_hash(&self, parts: &[&str]) -> anyhow::Result<String> {
+        let key = self
+            .code_hashing_key
+            .as_ref()
+            .ok_or_else(|| anyhow::anyhow!("the secret has no code_hashing_key"))?;
+        keyed_hash(key.expose_secret().as_bytes(), parts)
+            .ok_or_else(|| anyhow::anyhow!("the keyed hash could not be made"))
+    }
+
     /// Parses the secret's JSON. Problems name the field, never its value; unknown fields are
     /// allowed so that a secret can gain keys before the code that reads them is deployed.
     pub fn parse(secret_id: &str, text: &str) -> Result<Self, SecretsError> {
@@ -421,11 +435,9 @@ async fn fetch(
     Secrets::parse(secret_id, text)
 }
 
-/// A keyed hash under the secret's `code_hashing_key`: HMAC-SHA256 over length-prefixed
-/// `parts`, hex. What the table keeps instead of a live answer (a code, a session's caller
-/// ID), so that a table dump, its stream or a backup yields none without the key.
+/// HMAC-SHA256 over length-prefixed `parts`, hex (see [`Secrets::keyed_hash`]).
 /// (HMAC takes a key of any length: `None` never happens in practice.)
-pub fn keyed_hash(key: &[u8], parts: &[&str]) -> Option<String> {
+fn keyed_hash(key: &[u8], parts: &[&str]) -> Option<String> {
     use hmac::{Hmac, Mac};
     let mut mac = Hmac::<sha2::Sha256>::new_from_slice(key).ok()?;
     for part in parts {

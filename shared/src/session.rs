@@ -4,6 +4,7 @@ use serde::Serialize;
 use time::OffsetDateTime;
 
 use crate::phone::PhoneNumber;
+use crate::secrets::Secrets;
 
 crate::id::random_id!(
     /// A session id: a random (v4) UUID in its canonical hyphenated form.
@@ -110,14 +111,15 @@ impl CallStatus {
     }
 }
 
-/// What a session keeps of its caller ID: its keyed hash under the secret's
-/// `code_hashing_key`, over the session and the number, so that a hash is worth nothing for
-/// another session and no item, stream record or backup holds a live answer.
-pub fn caller_id_hash(key: &[u8], session: &SessionId, caller_id: &PhoneNumber) -> Option<String> {
-    crate::secrets::keyed_hash(
-        key,
-        &["caller-id", &session.to_string(), caller_id.as_str()],
-    )
+/// What a session keeps of its caller ID: its keyed hash ([`Secrets::keyed_hash`]) over the
+/// session and the number, so that a hash is worth nothing for another session and no item,
+/// stream record or backup holds a live answer.
+pub fn caller_id_hash(
+    secrets: &Secrets,
+    session: &SessionId,
+    caller_id: &PhoneNumber,
+) -> anyhow::Result<String> {
+    secrets.keyed_hash(&["caller-id", &session.to_string(), caller_id.as_str()])
 }
 
 /// A verification session as stored.

@@ -22,6 +22,28 @@ pub struct GatewayEvent {
 }
 
 impl GatewayEvent {
+    /// A request as API Gateway takes it, before routing: the method, path, query string,
+    /// headers (those that are text), body and the socket's address as the source IP.
+    pub fn from_http(
+        parts: &hyper::http::request::Parts,
+        body: Vec<u8>,
+        source_ip: String,
+    ) -> GatewayEvent {
+        GatewayEvent {
+            method: parts.method.to_string(),
+            path: parts.uri.path().to_owned(),
+            raw_query: parts.uri.query().unwrap_or("").to_owned(),
+            headers: parts
+                .headers
+                .iter()
+                .filter_map(|(k, v)| Some((k.to_string(), v.to_str().ok()?.to_owned())))
+                .collect(),
+            body,
+            source_ip,
+            ..GatewayEvent::default()
+        }
+    }
+
     pub fn to_json(&self) -> Value {
         // API Gateway lowercases header names and joins repeated headers with commas.
         let mut headers: BTreeMap<String, String> = BTreeMap::new();

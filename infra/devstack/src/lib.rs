@@ -7,6 +7,7 @@ pub mod bootstrap;
 pub mod deployed;
 mod event;
 mod head_guard;
+mod loopback;
 mod routes;
 pub mod runtime_api;
 mod server;

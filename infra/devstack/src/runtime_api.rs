@@ -4,17 +4,13 @@
 //! invocations it is given one at a time and reports when each was asked for, handed out and
 //! answered, so that a driver can time a function process from `exec` on.
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use tokio::sync::{Mutex, mpsc};
 
@@ -36,6 +32,14 @@ pub struct RuntimeApi {
     pub addr: SocketAddr,
     invocations: mpsc::Sender<(String, Bytes)>,
     seen: Mutex<mpsc::Receiver<Seen>>,
+    server: tokio::task::JoinHandle<()>,
+}
+
+/// A runtime API stops serving with its owner (an instance thrown away leaves nothing behind).
+impl Drop for RuntimeApi {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
 }
 
 struct Shared {
@@ -67,24 +71,15 @@ impl RuntimeApi {
             function_arn: function_arn.to_owned(),
             timeout,
         });
-        tokio::spawn(async move {
-            while let Ok((stream, _)) = listener.accept().await {
-                let shared = shared.clone();
-                tokio::spawn(async move {
-                    let service = service_fn(move |req| {
-                        let shared = shared.clone();
-                        async move { Ok::<_, Infallible>(route(&shared, req).await) }
-                    });
-                    let _ = http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
+        let server = crate::loopback::serve(listener, move |req, _| {
+            let shared = shared.clone();
+            async move { route(&shared, req).await }
         });
         Ok(RuntimeApi {
             addr,
             invocations: invocations_tx,
             seen: Mutex::new(seen_rx),
+            server,
         })
     }
 

@@ -56,19 +56,7 @@ async fn handle(
             );
         }
     };
-    let event = GatewayEvent {
-        method: parts.method.to_string(),
-        path: parts.uri.path().to_owned(),
-        raw_query: parts.uri.query().unwrap_or("").to_owned(),
-        headers: parts
-            .headers
-            .iter()
-            .filter_map(|(k, v)| Some((k.to_string(), v.to_str().ok()?.to_owned())))
-            .collect(),
-        body,
-        source_ip,
-        ..GatewayEvent::default()
-    };
+    let event = GatewayEvent::from_http(&parts, body, source_ip);
     to_hyper(api.handle(event).await)
 }
 

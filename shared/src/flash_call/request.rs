@@ -1,6 +1,5 @@
 //! `POST /auth/request`: checks, rate-limits, opens a session and places the flash call.
 
-use secrecy::ExposeSecret;
 use std::sync::Arc;
 
 use lambda_http::http::StatusCode;
@@ -21,6 +20,7 @@ use crate::init::Init;
 use crate::phone::PhoneNumber;
 use crate::pool::SourcePool;
 use crate::secrets::SecretsCache;
+use crate::session::caller_id_hash;
 use crate::session::{CallStatus, Session, SessionId, SessionState};
 use crate::store::Sessions;
 use crate::store::rate_limits::{Limit, Period, Quota};
@@ -94,8 +94,10 @@ impl Endpoint for RequestEndpoint {
         let body: RequestBody = json_body(&req)?;
         let phone = body.phone_number;
         let attested = self.guard.attest(&req, self.clock.now()).await?;
-        self.check_app_signature(body.app_signature.as_deref())
-            .await?;
+        // The secret is read even when signatures are off: a request that cannot be served
+        // (Secrets Manager down) is refused before it takes anything from the rate limits.
+        let secrets = self.secrets.get().await?;
+        check_app_signature(&self.config, &secrets, body.app_signature.as_deref())?;
         check_destination(&self.config, &phone)?;
 
         // The source number first: a request the pool cannot serve takes nothing from the
@@ -112,7 +114,8 @@ impl Endpoint for RequestEndpoint {
 
         let now = self.clock.now();
         let id = SessionId::random();
-        let caller_id_hash = self.caller_id_hash(&id, &caller_id).await?;
+        let caller_id_hash =
+            caller_id_hash(&secrets, &id, &caller_id).map_err(ApiError::Internal)?;
         let session = Session {
             id,
             phone,
@@ -173,28 +176,6 @@ impl Endpoint for RequestEndpoint {
 }
 
 impl RequestEndpoint {
-    /// What the session keeps of its caller ID (`session::caller_id_hash`).
-    async fn caller_id_hash(
-        &self,
-        id: &SessionId,
-        caller_id: &PhoneNumber,
-    ) -> Result<String, ApiError> {
-        let secrets = self.secrets.get().await?;
-        let key = secrets.code_hashing_key.as_ref().ok_or_else(|| {
-            ApiError::Internal(anyhow::anyhow!("the secret has no code_hashing_key"))
-        })?;
-        crate::session::caller_id_hash(key.expose_secret().as_bytes(), id, caller_id)
-            .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("the caller ID could not be hashed")))
-    }
-
-    /// The app signature, checked against the secret. The secret is read even when signatures
-    /// are off: a request that cannot be served (Secrets Manager down) is refused before it
-    /// takes anything from the rate limits.
-    async fn check_app_signature(&self, signature: Option<&str>) -> Result<(), ApiError> {
-        let secrets = self.secrets.get().await?;
-        check_app_signature(&self.config, &secrets, signature).map(|_| ())
-    }
-
     /// Places the call. Once the provider has it, the answer is 202 whatever happens next:
     /// an error would invite a retry that rings the phone again, so a failure to store the
     /// call's SID is only logged (the status callback can attach it later). A call that could

@@ -1,6 +1,5 @@
 //! `POST /auth/verify`: checks the caller ID the app read and issues an access token.
 
-use secrecy::ExposeSecret;
 use std::sync::Arc;
 
 use lambda_http::http::StatusCode;
@@ -103,14 +102,8 @@ impl VerifyEndpoint {
         // nothing). The received caller ID's keyed hash is compared with the session's, in
         // time that does not depend on where they first differ.
         let secrets = self.secrets.get().await?;
-        let key = secrets.code_hashing_key.as_ref().ok_or_else(|| {
-            ApiError::Internal(anyhow::anyhow!("the secret has no code_hashing_key"))
-        })?;
-        let received_hash =
-            crate::session::caller_id_hash(key.expose_secret().as_bytes(), &session.id, &received)
-                .ok_or_else(|| {
-                    ApiError::Internal(anyhow::anyhow!("the caller ID could not be hashed"))
-                })?;
+        let received_hash = crate::session::caller_id_hash(&secrets, &session.id, &received)
+            .map_err(ApiError::Internal)?;
         let matches: bool = session
             .caller_id_hash
             .as_bytes()

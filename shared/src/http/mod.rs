@@ -18,4 +18,4 @@ pub use endpoint::{Endpoint, Served, serve};
 pub use error::{ApiError, OUTAGE_RETRY_AFTER_SECS};
 pub use idempotency::{IDEMPOTENT_REPLAYED, idempotency_key, replayed};
 pub use response::json;
-pub use route::{Method, Route};
+pub use route::{Method, Route, match_path};

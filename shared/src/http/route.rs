@@ -58,21 +58,28 @@ impl Route {
 
     /// Matches a request path against the template; returns the path parameters.
     pub fn match_path(&self, path: &str) -> Option<BTreeMap<String, String>> {
-        let mut params = BTreeMap::new();
-        let mut t = self.path.trim_start_matches('/').split('/');
-        let mut p = path.trim_start_matches('/').split('/');
-        loop {
-            match (t.next(), p.next()) {
-                (None, None) => return Some(params),
-                (Some(ts), Some(ps)) if ts.starts_with('{') && ts.ends_with('}') => {
-                    if ps.is_empty() {
-                        return None;
-                    }
-                    params.insert(ts[1..ts.len() - 1].to_owned(), ps.to_owned());
+        match_path(self.path, path)
+    }
+}
+
+/// The path parameters when `path` matches the route template `template` (`{name}` is one
+/// non-empty segment, taken as sent: API Gateway does not decode path parameters). The local
+/// API's routes and the template's (`devstack::deployed`) match the same way.
+pub fn match_path(template: &str, path: &str) -> Option<BTreeMap<String, String>> {
+    let mut params = BTreeMap::new();
+    let mut t = template.trim_start_matches('/').split('/');
+    let mut p = path.trim_start_matches('/').split('/');
+    loop {
+        match (t.next(), p.next()) {
+            (None, None) => return Some(params),
+            (Some(ts), Some(ps)) if ts.starts_with('{') && ts.ends_with('}') => {
+                if ps.is_empty() {
+                    return None;
                 }
-                (Some(ts), Some(ps)) if ts == ps => {}
-                _ => return None,
+                params.insert(ts[1..ts.len() - 1].to_owned(), ps.to_owned());
             }
+            (Some(ts), Some(ps)) if ts == ps => {}
+            _ => return None,
         }
     }
 }

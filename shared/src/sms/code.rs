@@ -8,6 +8,7 @@ use time::OffsetDateTime;
 
 use crate::http::ApiError;
 use crate::phone::PhoneNumber;
+use crate::secrets::Secrets;
 use crate::session::Refusal;
 use crate::sms::MessageId;
 
@@ -39,17 +40,16 @@ pub fn check_code_format(code: &str, length: usize) -> Result<(), ApiError> {
     }
 }
 
-/// The code's keyed hash: HMAC-SHA256 under the secret's `code_hashing_key`, over the phone,
-/// the verification and the code, so that a hash is worth nothing for another verification
-/// and a table dump yields no code without the key.
-/// (HMAC takes a key of any length: `None` never happens in practice.)
+/// The code's keyed hash ([`Secrets::keyed_hash`]) over the phone, the verification and the
+/// code, so that a hash is worth nothing for another verification and a table dump yields no
+/// code without the key.
 pub fn code_hash(
-    key: &[u8],
+    secrets: &Secrets,
     phone: &PhoneNumber,
     id: &VerificationId,
     code: &str,
-) -> Option<String> {
-    crate::secrets::keyed_hash(key, &[phone.as_str(), &id.to_string(), code])
+) -> anyhow::Result<String> {
+    secrets.keyed_hash(&[phone.as_str(), &id.to_string(), code])
 }
 
 /// Whether two codes or hashes are equal, in time that does not depend on where they differ.
@@ -213,7 +213,12 @@ mod tests {
         let other = PhoneNumber::parse("+14155550124").unwrap();
         let id = VerificationId::random();
         let hash = |key: &[u8], phone: &PhoneNumber, id: &VerificationId, code: &str| {
-            code_hash(key, phone, id, code).unwrap()
+            let text = serde_json::json!({
+                "token_signing_key": "test-signing-key-test-signing-key-42",
+                "code_hashing_key": String::from_utf8(key.to_vec()).unwrap(),
+            });
+            let secrets = Secrets::parse("test", &text.to_string()).unwrap();
+            code_hash(&secrets, phone, id, code).unwrap()
         };
         let h = hash(b"key", &phone, &id, "123456");
         assert_eq!(h.len(), 64);

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use base64::Engine;
 use devstack::deployed::iam::{self, Decision};
-use devstack::deployed::{Deployment, Locals, Options, Recorded, Template, Upstreams};
+use devstack::deployed::{Deployment, Function, Locals, Options, Recorded, Template, Upstreams};
 use serde_json::{Value, json};
 
 const TEMPLATE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../template.yaml");
@@ -163,6 +163,15 @@ impl Deployed {
         self.client.post(format!("{}{path}", self.url)).json(&body)
     }
 
+    /// What the app posts to start a verification: the phone and the local app signature.
+    async fn app_start(&self, path: &str, phone: &str) -> Answer {
+        self.send(self.post(
+            path,
+            json!({"phone_number": phone, "app_signature": APP_SIGNATURE}),
+        ))
+        .await
+    }
+
     fn get(&self, path: &str) -> reqwest::RequestBuilder {
         self.client.get(format!("{}{path}", self.url))
     }
@@ -267,12 +276,7 @@ async fn readme_sessions(d: &Deployed) -> Vec<String> {
     // A verification by hand (flash call), then the phone's own history with its token.
     let phone = tests::random_phone().to_string();
     let mark = d.log_len();
-    let a = d
-        .send(d.post(
-            "/auth/request",
-            json!({"phone_number": phone, "app_signature": APP_SIGNATURE}),
-        ))
-        .await;
+    let a = d.app_start("/auth/request", &phone).await;
     check("POST /auth/request", &a, 202);
     let session = a.body["session_id"].as_str().unwrap_or_default().to_owned();
     let caller_id = d
@@ -282,18 +286,19 @@ async fn readme_sessions(d: &Deployed) -> Vec<String> {
             r"the caller ID to enter is (\+\d+)",
         )
         .await;
+    let verify = || {
+        d.post(
+            "/auth/verify",
+            json!({"phone_number": phone, "received_caller_id": caller_id, "session_id": session}),
+        )
+    };
     let a = d.send(d.get(&format!("/auth/status/{session}"))).await;
     check("GET /auth/status", &a, 200);
     let a = d
         .send(d.client.head(format!("{}/auth/status/{session}", d.url)))
         .await;
     check("HEAD /auth/status", &a, 200);
-    let a = d
-        .send(d.post(
-            "/auth/verify",
-            json!({"phone_number": phone, "received_caller_id": caller_id, "session_id": session}),
-        ))
-        .await;
+    let a = d.send(verify()).await;
     check("POST /auth/verify", &a, 200);
     let token = a.body["access_token"]
         .as_str()
@@ -307,21 +312,11 @@ async fn readme_sessions(d: &Deployed) -> Vec<String> {
         )
         .await;
     check("GET /calls/history with the phone's token", &a, 200);
-    let a = d
-        .send(d.post(
-            "/auth/verify",
-            json!({"phone_number": phone, "received_caller_id": caller_id, "session_id": session}),
-        ))
-        .await;
+    let a = d.send(verify()).await;
     check("POST /auth/verify again", &a, 409);
     // A wrong caller ID counts a failure (the failure counters' grant).
     let other = tests::random_phone().to_string();
-    let a = d
-        .send(d.post(
-            "/auth/request",
-            json!({"phone_number": other, "app_signature": APP_SIGNATURE}),
-        ))
-        .await;
+    let a = d.app_start("/auth/request", &other).await;
     check("POST /auth/request (second phone)", &a, 202);
     let a = d
         .send(d.post(
@@ -386,12 +381,7 @@ async fn readme_sessions(d: &Deployed) -> Vec<String> {
     // An SMS code by hand: a wrong code, the right one, the right one again.
     let phone = tests::random_phone().to_string();
     let mark = d.log_len();
-    let a = d
-        .send(d.post(
-            "/sms/verify/start",
-            json!({"phone_number": phone, "app_signature": APP_SIGNATURE}),
-        ))
-        .await;
+    let a = d.app_start("/sms/verify/start", &phone).await;
     check("POST /sms/verify/start", &a, 202);
     let code = d
         .logged("SmsVerifyFunction", mark, r"the verification code is (\d+)")
@@ -430,19 +420,9 @@ async fn readme_sessions(d: &Deployed) -> Vec<String> {
     );
 
     // A code Twilio refuses is never sent: its allowance and cooldown are given back.
-    let a = d
-        .send(d.post(
-            "/sms/verify/start",
-            json!({"phone_number": "+14155550001", "app_signature": APP_SIGNATURE}),
-        ))
-        .await;
+    let a = d.app_start("/sms/verify/start", "+14155550001").await;
     check("POST /sms/verify/start to Twilio's invalid number", &a, 422);
-    let a = d
-        .send(d.post(
-            "/sms/verify/start",
-            json!({"phone_number": "+14155550001", "app_signature": APP_SIGNATURE}),
-        ))
-        .await;
+    let a = d.app_start("/sms/verify/start", "+14155550001").await;
     check(
         "POST /sms/verify/start again at once (no cooldown was kept)",
         &a,
@@ -508,8 +488,21 @@ async fn readme_sessions(d: &Deployed) -> Vec<String> {
     failures.into_inner()
 }
 
+/// What one deployment ran and what it called.
+struct Observed {
+    functions: Vec<Function>,
+    locals: Locals,
+    calls: Vec<Recorded>,
+}
+
+impl Observed {
+    fn function(&self, id: &str) -> &Function {
+        self.functions.iter().find(|f| f.logical_id == id).unwrap()
+    }
+}
+
 /// Both halves of the smoke suite, each on a deployment of its own.
-async fn smoke(enforce_iam: bool) -> (Vec<String>, Vec<Recorded>) {
+async fn smoke(enforce_iam: bool) -> (Vec<String>, Vec<Observed>) {
     let fixtures = deploy(Setup {
         public_url: false,
         enforce_iam,
@@ -523,9 +516,13 @@ async fn smoke(enforce_iam: bool) -> (Vec<String>, Vec<Recorded>) {
     .await;
     let (mut failures, more) = tokio::join!(fixtures_smoke(&fixtures), readme_sessions(&sessions));
     failures.extend(more);
-    let mut calls = fixtures.deployment.calls.all();
-    calls.extend(sessions.deployment.calls.all());
+    let mut observed = Vec::new();
     for d in [fixtures, sessions] {
+        observed.push(Observed {
+            functions: d.deployment.functions.clone(),
+            locals: d.deployment.locals.clone(),
+            calls: d.deployment.calls.all(),
+        });
         let errors: Vec<String> = d
             .logs
             .lock()
@@ -537,7 +534,7 @@ async fn smoke(enforce_iam: bool) -> (Vec<String>, Vec<Recorded>) {
         failures.extend(errors);
         d.deployment.stop().await;
     }
-    (failures, calls)
+    (failures, observed)
 }
 
 #[tokio::test]
@@ -561,7 +558,8 @@ fn denials(calls: &[Recorded]) -> Vec<String> {
 #[tokio::test]
 async fn iam_every_call_of_the_smoke_suite_is_allowed_by_its_functions_policy_and_every_grant_is_used()
  {
-    let (failures, calls) = smoke(false).await;
+    let (failures, observed) = smoke(false).await;
+    let calls: Vec<Recorded> = observed.iter().flat_map(|o| o.calls.clone()).collect();
     // What was called, for reading when this fails: target/iam-calls.jsonl.
     let record: String = calls
         .iter()
@@ -580,18 +578,11 @@ async fn iam_every_call_of_the_smoke_suite_is_allowed_by_its_functions_policy_an
         failures.join("\n")
     );
 
-    // Every grant some call used, or kept by a comment in its function's block:
-    // `# kept: <action> [<key pattern>]: <why>`.
+    // Every grant some call used (judged against the statements of the deployment that made
+    // it), or kept by a comment in its function's block: `# kept: <action> [<key pattern>]: <why>`.
     let template = Template::parse(&template_text()).unwrap();
-    let functions = template
-        .functions(&Locals {
-            parameters: [("AllowedCountryCodes".to_owned(), "*".to_owned())].into(),
-            resources: BTreeMap::new(),
-            region: "us-east-1".into(),
-        })
-        .unwrap();
     let mut unused = Vec::new();
-    for f in &functions {
+    for f in &observed[0].functions {
         assert!(
             f.unmodeled_policies.is_empty(),
             "{}: policies the evaluator does not model: {:?}",
@@ -600,10 +591,13 @@ async fn iam_every_call_of_the_smoke_suite_is_allowed_by_its_functions_policy_an
         );
         let block = template.resource_text(&f.logical_id);
         for grant in iam::grants(&f.statements) {
-            let used = calls
-                .iter()
-                .filter(|r| r.function == f.logical_id && r.decision == Decision::Allowed)
-                .any(|r| iam::uses(&f.statements, &grant, &with_local_names(&r.call)));
+            let used = observed.iter().any(|o| {
+                let statements = &o.function(&f.logical_id).statements;
+                o.calls
+                    .iter()
+                    .filter(|r| r.function == f.logical_id && r.decision == Decision::Allowed)
+                    .any(|r| iam::uses(statements, &grant, &r.call))
+            });
             let kept = block.lines().any(|l| {
                 l.trim_start().starts_with("# kept:")
                     && l.contains(&grant.action)
@@ -624,7 +618,8 @@ async fn iam_every_call_of_the_smoke_suite_is_allowed_by_its_functions_policy_an
     );
 
     // The evaluator would catch a needed action taken away: the request function's
-    // ConditionCheckItem (its guard's checks) removed from a copy of the template.
+    // ConditionCheckItem (its guard's checks) removed from a copy of the template, resolved
+    // as the sessions' deployment was.
     // (RequestFunction is the template's first function: the first such statement is its.)
     let text = template_text().replacen(
         "              Action: [dynamodb:ConditionCheckItem]\n",
@@ -632,22 +627,20 @@ async fn iam_every_call_of_the_smoke_suite_is_allowed_by_its_functions_policy_an
         1,
     );
     assert_ne!(text, template_text(), "the statement as the test knows it");
-    let trimmed = Template::parse(&text).unwrap();
-    let request = trimmed
-        .functions(&Locals {
-            parameters: [("AllowedCountryCodes".to_owned(), "*".to_owned())].into(),
-            resources: BTreeMap::new(),
-            region: "us-east-1".into(),
-        })
+    let sessions = &observed[1];
+    let request = Template::parse(&text)
+        .unwrap()
+        .functions(&sessions.locals)
         .unwrap()
         .into_iter()
         .find(|f| f.logical_id == "RequestFunction")
         .unwrap();
-    let denied: Vec<Recorded> = calls
+    let denied: Vec<Recorded> = sessions
+        .calls
         .iter()
         .filter(|r| r.function == "RequestFunction")
         .map(|r| Recorded {
-            decision: iam::evaluate(&request.statements, &with_local_names(&r.call)),
+            decision: iam::evaluate(&request.statements, &r.call),
             ..r.clone()
         })
         .collect();
@@ -658,24 +651,6 @@ async fn iam_every_call_of_the_smoke_suite_is_allowed_by_its_functions_policy_an
             .any(|d| d.starts_with("RequestFunction may not dynamodb:ConditionCheckItem")),
         "{denied:?}"
     );
-}
-
-/// A recorded call with the names the template resolves to without local resources
-/// (`local-Table`, `local-AppSecret`), so that it can be judged against statements resolved
-/// without the stack.
-fn with_local_names(call: &iam::Call) -> iam::Call {
-    let table = regex::Regex::new(r":table/[^/]+").unwrap();
-    let resource = if call.action.starts_with("secretsmanager:") {
-        "local-AppSecret".to_owned()
-    } else {
-        table
-            .replace(&call.resource, ":table/local-Table")
-            .into_owned()
-    };
-    iam::Call {
-        resource,
-        ..call.clone()
-    }
 }
 
 #[tokio::test]

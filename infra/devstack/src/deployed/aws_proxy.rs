@@ -3,20 +3,18 @@
 //! function's policy statements and, when IAM would deny it, answered as AWS answers
 //! (`AccessDeniedException`) without reaching the local stack.
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
 use serde::Serialize;
 use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
 
 use super::iam::{Call, Decision, Resources, Statement, evaluate};
+use super::template::Function;
 
 /// A call a function made, and what IAM made of it.
 #[derive(Debug, Clone, Serialize)]
@@ -49,51 +47,41 @@ pub struct Upstreams {
     pub secrets_manager: String,
 }
 
+/// What every function's proxy shares: how calls are read, where they go, the log, and one
+/// HTTP client.
+pub struct Shared {
+    pub resources: Resources,
+    pub upstreams: Upstreams,
+    pub log: CallLog,
+    /// Deny what IAM would deny (true), or only record it.
+    pub enforce: bool,
+    pub client: reqwest::Client,
+}
+
 struct Proxy {
     function: String,
     statements: Vec<Statement>,
-    resources: Arc<Resources>,
-    upstreams: Upstreams,
-    log: CallLog,
-    enforce: bool,
-    client: reqwest::Client,
+    shared: Arc<Shared>,
 }
 
-/// Starts a function's proxy; its address is the function's AWS endpoint.
+/// Starts a function's proxy; its address is the function's AWS endpoint. It serves until the
+/// returned task is aborted.
 pub async fn start(
-    function: String,
-    statements: Vec<Statement>,
-    resources: Arc<Resources>,
-    upstreams: Upstreams,
-    log: CallLog,
-    enforce: bool,
-) -> anyhow::Result<SocketAddr> {
+    function: &Function,
+    shared: Arc<Shared>,
+) -> anyhow::Result<(SocketAddr, JoinHandle<()>)> {
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     let proxy = Arc::new(Proxy {
-        function,
-        statements,
-        resources,
-        upstreams,
-        log,
-        enforce,
-        client: reqwest::Client::builder().no_proxy().build()?,
+        function: function.logical_id.clone(),
+        statements: function.statements.clone(),
+        shared,
     });
-    tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            let proxy = proxy.clone();
-            tokio::spawn(async move {
-                let service = service_fn(move |req| {
-                    let proxy = proxy.clone();
-                    async move { Ok::<_, Infallible>(proxy.handle(req).await) }
-                });
-                let _ = http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
-            });
-        }
+    let server = crate::loopback::serve(listener, move |req, _| {
+        let proxy = proxy.clone();
+        async move { proxy.handle(req).await }
     });
-    Ok(addr)
+    Ok((addr, server))
 }
 
 impl Proxy {
@@ -111,7 +99,7 @@ impl Proxy {
             .unwrap_or_default()
             .to_owned();
         let json: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
-        let calls = match self.resources.calls(&target, &json) {
+        let calls = match self.shared.resources.calls(&target, &json) {
             Ok(calls) => calls,
             Err(e) => {
                 tracing::warn!(function = %self.function, %target, "an AWS call the evaluator cannot read: {e}");
@@ -135,21 +123,25 @@ impl Proxy {
             .iter()
             .find(|r| r.decision != Decision::Allowed)
             .cloned();
-        self.log.push(records);
-        if let (Some(denied), true) = (denied, self.enforce) {
+        self.shared.log.push(records);
+        if let (Some(denied), true) = (denied, self.shared.enforce) {
             return access_denied(&self.function, &target, &denied.call);
         }
         let upstream = if target.starts_with("DynamoDB") {
-            &self.upstreams.dynamodb
+            &self.shared.upstreams.dynamodb
         } else {
-            &self.upstreams.secrets_manager
+            &self.shared.upstreams.secrets_manager
         };
         let url = format!(
             "{}{}",
             upstream.trim_end_matches('/'),
             parts.uri.path_and_query().map_or("/", |p| p.as_str())
         );
-        let mut forward = self.client.request(parts.method.clone(), url).body(body);
+        let mut forward = self
+            .shared
+            .client
+            .request(parts.method.clone(), url)
+            .body(body);
         for (name, value) in &parts.headers {
             if name != "host" && name != "content-length" {
                 forward = forward.header(name, value);

@@ -4,16 +4,13 @@
 //! function that fails is `500 {"message":"Internal Server Error"}`, one that times out
 //! `503 {"message":"Service Unavailable"}`, as API Gateway answers.
 
-use std::convert::Infallible;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use base64::Engine;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::{Bytes, Incoming};
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
 use hyper::{Response, StatusCode};
-use hyper_util::rt::TokioIo;
 use serde_json::Value;
 use tokio::net::TcpListener;
 
@@ -27,7 +24,7 @@ pub struct Gateway {
 }
 
 /// The function that serves a request, the route key it matched and the path parameters.
-type Routed = (Arc<Pool>, String, Vec<(String, String)>);
+type Routed = (Arc<Pool>, String, BTreeMap<String, String>);
 
 impl Gateway {
     /// The pool and route that serve a request, the most specific route first.
@@ -45,7 +42,7 @@ impl Gateway {
         }
         matches.sort_by_key(|m| m.0);
         let (_, pool, key, params) = matches.into_iter().next()?;
-        Some((pool, key, params.into_iter().collect()))
+        Some((pool, key, params))
     }
 
     async fn handle(
@@ -57,24 +54,15 @@ impl Gateway {
         let Ok(body) = Limited::new(body, MAX_PAYLOAD).collect().await else {
             return message(StatusCode::PAYLOAD_TOO_LARGE, "Request Entity Too Large");
         };
-        let method = parts.method.as_str().to_owned();
-        let path = parts.uri.path().to_owned();
-        let Some((pool, route_key, params)) = self.route(&method, &path) else {
+        let Some((pool, route_key, path_parameters)) =
+            self.route(parts.method.as_str(), parts.uri.path())
+        else {
             return message(StatusCode::NOT_FOUND, "Not Found");
         };
         let event = GatewayEvent {
-            method,
-            path,
-            raw_query: parts.uri.query().unwrap_or("").to_owned(),
-            headers: parts
-                .headers
-                .iter()
-                .filter_map(|(k, v)| Some((k.to_string(), v.to_str().ok()?.to_owned())))
-                .collect(),
-            body: body.to_bytes().to_vec(),
-            source_ip,
             route_key,
-            path_parameters: params.into_iter().collect(),
+            path_parameters,
+            ..GatewayEvent::from_http(&parts, body.to_bytes().to_vec(), source_ip)
         };
         let id = uuid::Uuid::new_v4().to_string();
         let payload = Bytes::from(event.to_json().to_string());
@@ -92,21 +80,12 @@ impl Gateway {
     }
 }
 
-/// Serves until the listener fails; each connection on its own task.
-pub async fn serve(listener: TcpListener, gateway: Arc<Gateway>) -> anyhow::Result<()> {
-    loop {
-        let (stream, peer) = listener.accept().await?;
+/// Serves the HTTP API until the returned task is aborted.
+pub fn serve(listener: TcpListener, gateway: Arc<Gateway>) -> tokio::task::JoinHandle<()> {
+    crate::loopback::serve(listener, move |req, peer| {
         let gateway = gateway.clone();
-        tokio::spawn(async move {
-            let service = service_fn(move |req| {
-                let gateway = gateway.clone();
-                async move { Ok::<_, Infallible>(gateway.handle(req, peer.ip().to_string()).await) }
-            });
-            let _ = http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
-        });
-    }
+        async move { gateway.handle(req, peer.ip().to_string()).await }
+    })
 }
 
 fn message(status: StatusCode, text: &str) -> Response<Full<Bytes>> {

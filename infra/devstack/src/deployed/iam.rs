@@ -244,7 +244,7 @@ pub fn uses(statements: &[Statement], grant: &Grant, call: &Call) -> bool {
     }
     match (&grant.key_pattern, &call.leading_keys) {
         (None, _) => true,
-        (Some(p), Some(keys)) => keys.iter().any(|k| glob(p, k) || p == k),
+        (Some(p), Some(keys)) => keys.iter().any(|k| glob(p, k)),
         (Some(_), None) => false,
     }
 }

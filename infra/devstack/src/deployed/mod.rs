@@ -41,36 +41,40 @@ pub struct Options {
 pub struct Deployment {
     pub addr: SocketAddr,
     pub functions: Vec<Function>,
+    /// How the template was resolved (its functions' statements name these resources).
+    pub locals: Locals,
     pub calls: CallLog,
     gateway: Arc<gateway::Gateway>,
-    server: tokio::task::JoinHandle<()>,
+    /// The HTTP API and every function's AWS proxy.
+    servers: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl Deployment {
     pub async fn start(listener: TcpListener, options: Options) -> anyhow::Result<Deployment> {
         let functions = options.template.functions(&options.locals)?;
         let tables = options.template.tables(&options.locals)?;
-        let resources = Arc::new(iam::Resources {
-            region: options.locals.region.clone(),
-            account: template::ACCOUNT.into(),
-            tables: tables
-                .into_values()
-                .map(|t| (t.name, (t.hash_key, t.index_hash_keys)))
-                .collect(),
-        });
         let calls = CallLog::default();
+        let proxies = Arc::new(aws_proxy::Shared {
+            resources: iam::Resources {
+                region: options.locals.region.clone(),
+                account: template::ACCOUNT.into(),
+                tables: tables
+                    .into_values()
+                    .map(|t| (t.name, (t.hash_key, t.index_hash_keys)))
+                    .collect(),
+            },
+            upstreams: options.upstreams,
+            log: calls.clone(),
+            enforce: options.enforce_iam,
+            client: reqwest::Client::builder().no_proxy().build()?,
+        });
         let mut pools = Vec::new();
+        let mut servers = Vec::new();
         for function in &functions {
-            let proxy = aws_proxy::start(
-                function.logical_id.clone(),
-                function.statements.clone(),
-                resources.clone(),
-                options.upstreams.clone(),
-                calls.clone(),
-                options.enforce_iam,
-            )
-            .await
-            .with_context(|| format!("{}: its AWS proxy", function.logical_id))?;
+            let (proxy, server) = aws_proxy::start(function, proxies.clone())
+                .await
+                .with_context(|| format!("{}: its AWS proxy", function.logical_id))?;
+            servers.push(server);
             let mut env = options.local_env.clone();
             let endpoint = format!("http://{proxy}");
             env.insert("AWS_ENDPOINT_URL_DYNAMODB".into(), endpoint.clone());
@@ -87,24 +91,22 @@ impl Deployment {
         }
         let addr = listener.local_addr()?;
         let gateway = Arc::new(gateway::Gateway { pools });
-        let served = gateway.clone();
-        let server = tokio::spawn(async move {
-            if let Err(e) = gateway::serve(listener, served).await {
-                tracing::error!("the local HTTP API stopped: {e}");
-            }
-        });
+        servers.push(gateway::serve(listener, gateway.clone()));
         Ok(Deployment {
             addr,
             functions,
+            locals: options.locals,
             calls,
             gateway,
-            server,
+            servers,
         })
     }
 
     /// Stops serving and ends every function process.
     pub async fn stop(self) {
-        self.server.abort();
+        for server in &self.servers {
+            server.abort();
+        }
         for pool in &self.gateway.pools {
             pool.shutdown().await;
         }

@@ -47,33 +47,9 @@ impl Route {
         format!("{} {}", self.method, self.path)
     }
 
-    /// The path parameters when `path` matches this route's template (`{name}` is one non-empty
-    /// segment, `{name+}` the rest of the path).
+    /// The path parameters when `path` matches this route (as the local API matches).
     pub fn match_path(&self, path: &str) -> Option<BTreeMap<String, String>> {
-        let mut params = BTreeMap::new();
-        let want: Vec<&str> = self.path.trim_start_matches('/').split('/').collect();
-        let got: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-        for (i, w) in want.iter().enumerate() {
-            if let Some(name) = w.strip_prefix('{').and_then(|w| w.strip_suffix('}')) {
-                if let Some(greedy) = name.strip_suffix('+') {
-                    let rest = got.get(i..)?.join("/");
-                    if rest.is_empty() {
-                        return None;
-                    }
-                    params.insert(greedy.to_owned(), rest);
-                    return Some(params);
-                }
-                let segment = got.get(i)?;
-                if segment.is_empty() {
-                    return None;
-                }
-                // As sent: API Gateway does not decode path parameters.
-                params.insert(name.to_owned(), (*segment).to_owned());
-            } else if got.get(i) != Some(w) {
-                return None;
-            }
-        }
-        (got.len() == want.len()).then_some(params)
+        shared::http::match_path(&self.path, path)
     }
 
     /// Parameters make a route less specific: API Gateway prefers `/sms/send` to `/sms/{id}`.

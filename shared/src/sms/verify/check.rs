@@ -157,16 +157,8 @@ impl SmsVerifyEndpoint {
     ) -> Result<bool, ApiError> {
         match &read.method {
             CodeMethod::Hashed { hash } => {
-                let Some(key) = secrets.code_hashing_key.as_ref() else {
-                    return Err(ApiError::Internal(anyhow::anyhow!(
-                        "the secret has no code_hashing_key"
-                    )));
-                };
                 let candidate =
-                    code_hash(key.expose_secret().as_bytes(), &read.phone, &read.id, code)
-                        .ok_or_else(|| {
-                            ApiError::Internal(anyhow::anyhow!("the code could not be hashed"))
-                        })?;
+                    code_hash(secrets, &read.phone, &read.id, code).map_err(ApiError::Internal)?;
                 Ok(same(&candidate, hash))
             }
             CodeMethod::TestNumber => {

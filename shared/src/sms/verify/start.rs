@@ -3,7 +3,6 @@
 
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
-use secrecy::ExposeSecret;
 use serde::Serialize;
 use time::OffsetDateTime;
 
@@ -206,11 +205,6 @@ impl SmsVerifyEndpoint {
         now: OffsetDateTime,
     ) -> Result<CodeVerification, ApiError> {
         let codes = &self.config.codes;
-        let Some(key) = secrets.code_hashing_key.as_ref() else {
-            return Err(ApiError::Internal(anyhow::anyhow!(
-                "the secret has no code_hashing_key"
-            )));
-        };
         let Some(sender) = self.config.default_sms_sender() else {
             return Err(ApiError::Internal(anyhow::anyhow!(
                 "no SMS sender configured"
@@ -218,8 +212,7 @@ impl SmsVerifyEndpoint {
         };
         let code = random_code(codes.length);
         let id = VerificationId::random();
-        let hash = code_hash(key.expose_secret().as_bytes(), &start.phone, &id, &code)
-            .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("the code could not be hashed")))?;
+        let hash = code_hash(secrets, &start.phone, &id, &code).map_err(ApiError::Internal)?;
         let mut verification = self.new_verification(
             id,
             start.phone.clone(),
