@@ -10,7 +10,7 @@
 # Settings (environment): DYNAMODB_PORT (8000), SECRETS_PORT (4584), PRISM_PORT (4010),
 # PRISM_VERIFY_PORT (4011, Twilio Verify's spec), APP_CHECK_PORT (4012, the local App Check
 # project's JWKS),
-# TABLE_NAME, SECRET_ID, POOL_NUMBERS, DYNAMODB_IN_MEMORY (1 = no files on disk).
+# TABLE_NAME, TWILIO_SECRET_ID, TOKEN_KEY_SECRET_ID, HASHING_KEY_SECRET_ID, CLIENTS_SECRET_ID, POOL_NUMBERS, DYNAMODB_IN_MEMORY (1 = no files on disk).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -31,7 +31,11 @@ export AWS_ENDPOINT_URL_SECRETS_MANAGER=${AWS_ENDPOINT_URL_SECRETS_MANAGER:-http
 export TWILIO_MOCK_URL=${TWILIO_MOCK_URL:-http://127.0.0.1:$PRISM_PORT}
 export TWILIO_VERIFY_MOCK_URL=${TWILIO_VERIFY_MOCK_URL:-http://127.0.0.1:$PRISM_VERIFY_PORT}
 export TABLE_NAME=${TABLE_NAME:-phone-verification}
-export SECRET_ID=${SECRET_ID:-phone-verification/app}
+# One secret per purpose, as the template makes them (see shared::secrets::SecretPart).
+export TWILIO_SECRET_ID=${TWILIO_SECRET_ID:-phone-verification/twilio}
+export TOKEN_KEY_SECRET_ID=${TOKEN_KEY_SECRET_ID:-phone-verification/token-key}
+export HASHING_KEY_SECRET_ID=${HASHING_KEY_SECRET_ID:-phone-verification/hashing-key}
+export CLIENTS_SECRET_ID=${CLIENTS_SECRET_ID:-phone-verification/clients}
 # The local sender of sms-send (a pool number; the logging gateway sends nothing).
 export SMS_FROM_NUMBERS=${SMS_FROM_NUMBERS:-+14155550100}
 # The stack is its own App Check project: its key in infra/.local/app-check (made by
@@ -126,7 +130,7 @@ up() {
   mkdir -p "$APP_CHECK_LOCAL_DIR/public"
   start app-check-jwks "$APP_CHECK_PORT" python3 -m http.server "$APP_CHECK_PORT" \
     --bind 127.0.0.1 --directory "$APP_CHECK_LOCAL_DIR/public"
-  log "bootstrapping table $TABLE_NAME, secret $SECRET_ID, the pool and the App Check project"
+  log "bootstrapping table $TABLE_NAME, the secrets, the pool and the App Check project"
   (cd "$ROOT" && cargo run -q -p devstack --bin stackctl -- bootstrap)
 }
 
@@ -152,7 +156,9 @@ down() { # [NAME-PORT...]: those services, or every one `up` recorded
 # named after NAME, in memory unless DYNAMODB_IN_MEMORY=0; starts what is not running and stops
 # what it started.
 with_own_stack() { # NAME COMMAND...
-  export TABLE_NAME="phone-verification-$1" SECRET_ID="phone-verification/$1"
+  export TABLE_NAME="phone-verification-$1" TWILIO_SECRET_ID="phone-verification/$1/twilio" \
+    TOKEN_KEY_SECRET_ID="phone-verification/$1/token-key" HASHING_KEY_SECRET_ID="phone-verification/$1/hashing-key" \
+    CLIENTS_SECRET_ID="phone-verification/$1/clients"
   export DYNAMODB_IN_MEMORY=${DYNAMODB_IN_MEMORY:-1}
   shift
   trap stop_started EXIT
@@ -191,7 +197,8 @@ run_in_foreground() {
 
 env_vars() {
   for v in AWS_REGION AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_ENDPOINT_URL_DYNAMODB \
-           AWS_ENDPOINT_URL_SECRETS_MANAGER AWS_EC2_METADATA_DISABLED TWILIO_MOCK_URL TWILIO_VERIFY_MOCK_URL TABLE_NAME SECRET_ID SMS_FROM_NUMBERS \
+           AWS_ENDPOINT_URL_SECRETS_MANAGER AWS_EC2_METADATA_DISABLED TWILIO_MOCK_URL TWILIO_VERIFY_MOCK_URL TABLE_NAME \
+           TWILIO_SECRET_ID TOKEN_KEY_SECRET_ID HASHING_KEY_SECRET_ID CLIENTS_SECRET_ID SMS_FROM_NUMBERS \
            APP_CHECK_LOCAL_DIR APP_CHECK_PROJECT_NUMBER APP_CHECK_JWKS_URL ALLOW_TEST_NUMBERS; do
     printf 'export %s=%q\n' "$v" "${!v}"
   done

@@ -7,14 +7,13 @@ use lambda_http::Request;
 use secrecy::ExposeSecret;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
-use time::OffsetDateTime;
 
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::http::{ApiError, ErrorCode, bearer_token};
 use crate::init::Init;
 use crate::phone::PhoneNumber;
-use crate::secrets::{Secrets, SecretsCache};
+use crate::secrets::{SecretPart, Secrets, SecretsCache};
 use crate::token::{self, TokenError};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,71 +49,91 @@ fn unauthorized(code: ErrorCode, detail: &str) -> ApiError {
     ApiError::refused(code, detail)
 }
 
+/// The credentials an endpoint takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Accepts {
+    /// Service API keys only. A person's access token is refused (403
+    /// `service_key_required`) by its shape: such a function does not read the token key.
+    ServiceKeys,
+    /// Service API keys and people's access tokens (checked with the token key).
+    ServiceKeysAndTokens,
+}
+
 /// What an endpoint needs to tell who is calling; built once per container.
 pub struct Authenticator {
     config: Arc<Config>,
     clock: Arc<dyn Clock>,
     secrets: Arc<SecretsCache>,
+    accepts: Accepts,
 }
 
 impl Authenticator {
-    pub async fn new(init: &Init) -> anyhow::Result<Self> {
+    /// Loads `parts` (the endpoint's secrets: the clients', and the token key where people's
+    /// tokens are taken) for `what`.
+    pub async fn new(init: &Init, parts: &[SecretPart], what: &str) -> anyhow::Result<Self> {
+        let accepts = if parts.contains(&SecretPart::TokenKey) {
+            Accepts::ServiceKeysAndTokens
+        } else {
+            Accepts::ServiceKeys
+        };
+        let secrets = init.secrets();
+        let (warmed, ()) = tokio::join!(secrets.require(parts, what), crate::phone::warm_up());
+        warmed?;
         Ok(Authenticator {
             config: init.config.clone(),
             clock: init.clock.clone(),
-            secrets: {
-                let secrets = init.secrets();
-                let (warmed, ()) = tokio::join!(secrets.warm(), crate::phone::warm_up());
-                warmed?;
-                secrets
-            },
+            secrets,
+            accepts,
         })
     }
 
-    /// The caller of `req`, and the secret it was checked against (for keys derived from it).
+    /// The caller of `req`, and the secrets it was checked against (for keys derived from
+    /// them). A token signed with a key this container does not know yet (a rotation) has the
+    /// secrets reloaded first.
     pub async fn caller(&self, req: &Request) -> Result<(Caller, Arc<Secrets>), ApiError> {
-        let secrets = self.secrets.get().await?;
-        let caller = authenticate(req, &secrets, &self.config, self.clock.now())?;
+        let kid = match self.accepts {
+            Accepts::ServiceKeysAndTokens => bearer_token(req).and_then(token::key_id),
+            Accepts::ServiceKeys => None,
+        };
+        let secrets = self.secrets.knowing(kid.as_deref()).await?;
+        let caller = self.authenticate(req, &secrets)?;
         Ok((caller, secrets))
     }
-}
 
-pub fn authenticate(
-    req: &Request,
-    secrets: &Secrets,
-    config: &Config,
-    now: OffsetDateTime,
-) -> Result<Caller, ApiError> {
-    let Some(presented) = bearer_token(req) else {
-        return Err(unauthorized(
-            ErrorCode::MissingCredentials,
-            "send Authorization: Bearer <service key or access token>",
-        ));
-    };
-    if is_service_key(secrets, presented) {
-        return Ok(Caller::Service);
-    }
-    match token::verify(secrets, config, presented, now) {
-        Ok(phone) => Ok(Caller::Phone(phone)),
-        Err(TokenError::Expired) => Err(unauthorized(
-            ErrorCode::TokenExpired,
-            "the access token has expired",
-        )),
-        Err(TokenError::Invalid) => Err(unauthorized(
-            ErrorCode::InvalidCredentials,
-            "the credentials are not valid",
-        )),
-    }
-}
-
-/// Only a service may act; a person's token is refused.
-pub fn require_service(caller: &Caller) -> Result<(), ApiError> {
-    match caller {
-        Caller::Service => Ok(()),
-        Caller::Phone(_) => Err(ApiError::refused(
-            ErrorCode::ServiceKeyRequired,
-            "this endpoint takes a service API key",
-        )),
+    fn authenticate(&self, req: &Request, secrets: &Secrets) -> Result<Caller, ApiError> {
+        let Some(presented) = bearer_token(req) else {
+            return Err(unauthorized(
+                ErrorCode::MissingCredentials,
+                "send Authorization: Bearer <service key or access token>",
+            ));
+        };
+        if is_service_key(secrets, presented) {
+            return Ok(Caller::Service);
+        }
+        if self.accepts == Accepts::ServiceKeys {
+            return Err(if token::looks_like_token(presented) {
+                ApiError::refused(
+                    ErrorCode::ServiceKeyRequired,
+                    "this endpoint takes a service API key",
+                )
+            } else {
+                unauthorized(
+                    ErrorCode::InvalidCredentials,
+                    "the credentials are not valid",
+                )
+            });
+        }
+        match token::verify(secrets, &self.config, presented, self.clock.now()) {
+            Ok(phone) => Ok(Caller::Phone(phone)),
+            Err(TokenError::Expired) => Err(unauthorized(
+                ErrorCode::TokenExpired,
+                "the access token has expired",
+            )),
+            Err(TokenError::Invalid) => Err(unauthorized(
+                ErrorCode::InvalidCredentials,
+                "the credentials are not valid",
+            )),
+        }
     }
 }
 

@@ -1,18 +1,21 @@
 //! `Config`: every environment variable the functions read, parsed once at init.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt::Display;
 use std::str::FromStr;
 use std::time::Duration;
 
 use crate::phone::{NumberType, PhoneNumber};
+use crate::secrets::SecretPart;
 
 /// The typed configuration. Build it with [`Config::from_env`] in production or
 /// [`Config::from_vars`] in tests; nothing else reads the environment.
 #[derive(Debug, Clone)]
 pub struct Config {
     pub table_name: String,
-    pub secret_id: String,
+    /// The secret of each part this container may read, by its variable
+    /// ([`SecretPart::variable`]); a function's template names only its own.
+    pub secret_ids: BTreeMap<SecretPart, String>,
     /// The public base URL of the API (`https://api.example.com`), used to build webhook URLs
     /// and to check Twilio's signatures. Unset, the domain API Gateway reports is used.
     pub public_base_url: Option<String>,
@@ -252,7 +255,10 @@ impl Config {
         };
         let config = Config {
             table_name: env.string("TABLE_NAME", "phone-verification"),
-            secret_id: env.string("SECRET_ID", "phone-verification/app"),
+            secret_ids: SecretPart::ALL
+                .into_iter()
+                .filter_map(|part| Some((part, env.raw(part.variable())?.to_owned())))
+                .collect(),
             public_base_url: env
                 .raw("PUBLIC_BASE_URL")
                 .map(|u| u.trim_end_matches('/').to_owned()),

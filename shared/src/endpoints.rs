@@ -17,6 +17,7 @@ use crate::webhook::TwilioWebhookEndpoint;
 pub struct Entry {
     pub name: &'static str,
     pub routes: &'static [Route],
+    pub secrets: &'static [crate::secrets::SecretPart],
 }
 
 macro_rules! endpoints {
@@ -25,6 +26,7 @@ macro_rules! endpoints {
         pub const ALL: &[Entry] = &[$(Entry {
             name: <$endpoint as Endpoint>::NAME,
             routes: <$endpoint as Endpoint>::ROUTES,
+            secrets: <$endpoint as Endpoint>::SECRETS,
         }),*];
 
         /// Builds every endpoint from one `Init`, as separate Lambdas would each build theirs.

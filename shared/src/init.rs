@@ -10,7 +10,7 @@ use tokio::sync::OnceCell;
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::guard::AppCheck;
-use crate::secrets::SecretsCache;
+use crate::secrets::{SecretPart, SecretsCache};
 use crate::store::Store;
 use crate::telephony::{ConfiguredGateway, TelephonyGateway};
 
@@ -35,7 +35,7 @@ impl Init {
         crate::telemetry::install(config.emit_metrics);
         let secrets = Arc::new(SecretsCache::new(
             aws_sdk_secretsmanager::Client::new(&sdk),
-            &config.secret_id,
+            &config.secret_ids,
             config.secret_refresh_interval,
         ));
         Init {
@@ -108,6 +108,9 @@ impl Init {
     pub async fn telephony(&self) -> anyhow::Result<Arc<dyn TelephonyGateway>> {
         self.telephony
             .get_or_try_init(|| async {
+                self.secrets
+                    .require(&[SecretPart::Twilio], "the telephony gateway")
+                    .await?;
                 let gateway = ConfiguredGateway::new(&self.config, self.secrets())
                     .context("the telephony gateway")?;
                 anyhow::Ok(Arc::new(gateway) as Arc<dyn TelephonyGateway>)

@@ -1,7 +1,6 @@
 //! Access tokens: short-lived HS256 JWTs whose subject is a verified phone number.
 
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
-use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
@@ -57,12 +56,28 @@ pub fn issue(
         jti: verification_id.to_owned(),
         amr: vec![method.to_owned()],
     };
-    let key = EncodingKey::from_secret(secrets.token_signing_key.expose_secret().as_bytes());
-    let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &key)?;
+    let signing = &secrets.token_keys()?.current;
+    let key = EncodingKey::from_secret(signing.bytes());
+    let header = Header {
+        kid: Some(signing.kid.clone()),
+        ..Header::new(Algorithm::HS256)
+    };
+    let token = jsonwebtoken::encode(&header, &claims, &key)?;
     Ok(IssuedToken {
         token,
         expires_in: lifetime,
     })
+}
+
+/// The id of the key that signed `token`, if it is a JWT that names one.
+pub fn key_id(token: &str) -> Option<String> {
+    jsonwebtoken::decode_header(token).ok()?.kid
+}
+
+/// Whether `presented` has the shape of one of our access tokens (a JWT signed HS256), without
+/// checking its signature: what a function that does not read the token key can tell.
+pub fn looks_like_token(presented: &str) -> bool {
+    jsonwebtoken::decode_header(presented).is_ok_and(|h| h.alg == Algorithm::HS256)
 }
 
 /// Checks a token's signature, issuer, audience and expiry (against the injected clock) and
@@ -82,7 +97,15 @@ pub fn verify(
         .into_iter()
         .map(String::from)
         .collect();
-    let key = DecodingKey::from_secret(secrets.token_signing_key.expose_secret().as_bytes());
+    let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Invalid)?;
+    // The current key or the previous one, by the token's `kid`; a token without one (issued
+    // before keys had ids) is the current key's.
+    let signing = secrets
+        .token_keys
+        .as_ref()
+        .and_then(|keys| keys.by_kid(header.kid.as_deref()))
+        .ok_or(TokenError::Invalid)?;
+    let key = DecodingKey::from_secret(signing.bytes());
     let data = jsonwebtoken::decode::<Claims>(token, &key, &validation)
         .map_err(|_| TokenError::Invalid)?;
     if data.claims.exp <= now.unix_timestamp() {
@@ -134,5 +157,38 @@ mod tests {
             verify(&same, &config, &tampered, now),
             Err(TokenError::Invalid)
         );
+    }
+
+    #[test]
+    fn after_a_rotation_the_previous_keys_tokens_pass_until_they_expire() {
+        use crate::secrets::{SigningKey, TokenKeys};
+        let config = Config::from_vars(HashMap::new()).unwrap();
+        let phone = PhoneNumber::parse("+14155550123").unwrap();
+        let now = OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap();
+        let (old, new) = ("o".repeat(32), "n".repeat(32));
+        let t = issue(&secrets(&old), &config, &phone, "id", "sms", now).unwrap();
+        assert_eq!(
+            key_id(&t.token),
+            Some(SigningKey::new(old.clone().into()).kid)
+        );
+        let mut rotated = secrets(&new);
+        rotated.token_keys = Some(TokenKeys {
+            current: SigningKey::new(new.clone().into()),
+            previous: Some(SigningKey::new(old.clone().into())),
+        });
+        assert_eq!(verify(&rotated, &config, &t.token, now), Ok(phone.clone()));
+        let later = now + time::Duration::seconds(900);
+        assert_eq!(
+            verify(&rotated, &config, &t.token, later),
+            Err(TokenError::Expired)
+        );
+        // New tokens are the new key's.
+        let fresh = issue(&rotated, &config, &phone, "id", "sms", now).unwrap();
+        assert_eq!(key_id(&fresh.token), Some(SigningKey::new(new.into()).kid));
+        assert_eq!(
+            verify(&secrets(&old), &config, &fresh.token, now),
+            Err(TokenError::Invalid)
+        );
+        assert!(looks_like_token(&fresh.token) && !looks_like_token("svc-key"));
     }
 }

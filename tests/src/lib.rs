@@ -163,6 +163,16 @@ const TEST_DEFAULTS: &[(&str, &str)] = &[
     ("MAX_CODE_SENDS_PER_PHONE_PER_HOUR", "100"),
 ];
 
+/// Where `cargo build --bins` (which `infra/test.sh` runs first) put the binaries.
+pub fn bin_dir() -> std::path::PathBuf {
+    let target = std::env::var("CARGO_TARGET_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|_| {
+            std::path::PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../target"))
+        });
+    target.join("debug")
+}
+
 /// The configuration of the stack's environment, with test defaults and `overrides`.
 pub fn config(overrides: &[(&str, &str)]) -> Config {
     let mut vars: HashMap<String, String> = std::env::vars().collect();

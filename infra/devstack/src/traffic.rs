@@ -152,8 +152,8 @@ impl Generator {
         let at = |kind| events.iter().find(|e| e.kind == kind).map(|e| e.created_at);
         let expected = CallRecord {
             call_id: call_id.clone(),
-            calling: calling.clone(),
-            called: called.clone(),
+            calling: calling.clone().into(),
+            called: called.clone().into(),
             initiated_at: at(EventKind::Initiate),
             answered_at: at(EventKind::Answer),
             disconnected_at: at(EventKind::Disconnect),

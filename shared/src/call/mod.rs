@@ -8,4 +8,4 @@ pub use event::{
     CallEvent, CallId, EARLIEST_EVENT_TIME, EventId, EventInput, EventKind, IdError,
     MAX_EVENT_CLOCK_SKEW, Timestamp,
 };
-pub use record::{CallRecord, Direction, HistoryStatus, Outcome};
+pub use record::{CallRecord, Direction, ERASED, HistoryStatus, Outcome, Party};

@@ -6,11 +6,56 @@ use time::OffsetDateTime;
 use super::event::CallId;
 use crate::phone::PhoneNumber;
 
+/// One end of a recorded call: a number, or `erased` where `stackctl erase` removed it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Party {
+    Number(PhoneNumber),
+    Erased,
+}
+
+/// What an erased party reads as, in the other party's history.
+pub const ERASED: &str = "erased";
+
+impl Party {
+    /// The stored form: E.164, or [`ERASED`].
+    pub fn parse(stored: &str) -> Option<Party> {
+        if stored == ERASED {
+            return Some(Party::Erased);
+        }
+        PhoneNumber::parse(stored).ok().map(Party::Number)
+    }
+
+    pub fn as_str(&self) -> &str {
+        match self {
+            Party::Number(n) => n.as_str(),
+            Party::Erased => ERASED,
+        }
+    }
+}
+
+impl PartialEq<PhoneNumber> for Party {
+    fn eq(&self, other: &PhoneNumber) -> bool {
+        matches!(self, Party::Number(n) if n == other)
+    }
+}
+
+impl Serialize for Party {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl From<PhoneNumber> for Party {
+    fn from(number: PhoneNumber) -> Self {
+        Party::Number(number)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CallRecord {
     pub call_id: CallId,
-    pub calling: PhoneNumber,
-    pub called: PhoneNumber,
+    pub calling: Party,
+    pub called: Party,
     pub initiated_at: Option<OffsetDateTime>,
     pub answered_at: Option<OffsetDateTime>,
     pub disconnected_at: Option<OffsetDateTime>,
@@ -89,11 +134,11 @@ impl CallRecord {
     }
 
     pub fn involves(&self, number: &PhoneNumber) -> bool {
-        &self.calling == number || &self.called == number
+        self.calling == *number || self.called == *number
     }
 
-    pub fn counterparty(&self, number: &PhoneNumber) -> &PhoneNumber {
-        if &self.calling == number {
+    pub fn counterparty(&self, number: &PhoneNumber) -> &Party {
+        if self.calling == *number {
             &self.called
         } else {
             &self.calling
@@ -109,7 +154,7 @@ impl CallRecord {
     }
 
     pub fn status_for(&self, number: &PhoneNumber) -> HistoryStatus {
-        let direction = if &self.calling == number {
+        let direction = if self.calling == *number {
             Direction::Outbound
         } else {
             Direction::Inbound
@@ -147,8 +192,8 @@ mod tests {
     fn record(i: Option<i64>, a: Option<i64>, d: Option<i64>) -> CallRecord {
         CallRecord {
             call_id: CallId::parse("c1").unwrap(),
-            calling: PhoneNumber::parse("+14155550101").unwrap(),
-            called: PhoneNumber::parse("+14155550102").unwrap(),
+            calling: PhoneNumber::parse("+14155550101").unwrap().into(),
+            called: PhoneNumber::parse("+14155550102").unwrap().into(),
             initiated_at: i.and_then(t),
             answered_at: a.and_then(t),
             disconnected_at: d.and_then(t),

@@ -7,11 +7,12 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 use time::OffsetDateTime;
 
-use crate::auth::{Authenticator, require_service};
+use crate::auth::Authenticator;
 use crate::call::{CallEvent, EventInput};
 use crate::clock::Clock;
 use crate::http::{ApiError, Endpoint, ErrorCode, Route, from_value, json, json_value};
 use crate::init::Init;
+use crate::secrets::SecretPart;
 use crate::store::Calls;
 use crate::store::calls::Ingested;
 
@@ -53,10 +54,11 @@ struct BatchResult {
 impl Endpoint for CallEventEndpoint {
     const NAME: &'static str = "call-event";
     const ROUTES: &'static [Route] = &[Route::post("/calls/events")];
+    const SECRETS: &'static [SecretPart] = &[SecretPart::Clients];
 
     async fn init(init: &Init) -> anyhow::Result<Self> {
         Ok(CallEventEndpoint {
-            auth: Authenticator::new(init).await?,
+            auth: Authenticator::new(init, Self::SECRETS, Self::NAME).await?,
             clock: init.clock.clone(),
             calls: init.store().calls(),
             retention: init.config.call_retention,
@@ -68,8 +70,7 @@ impl Endpoint for CallEventEndpoint {
         _route: &'static Route,
         req: Request,
     ) -> Result<Response<Body>, ApiError> {
-        let (caller, _) = self.auth.caller(&req).await?;
-        require_service(&caller)?;
+        self.auth.caller(&req).await?;
         let now = self.clock.now();
         match json_value(&req)? {
             Value::Array(items) => self.batch(items, now).await,

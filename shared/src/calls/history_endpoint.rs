@@ -1,10 +1,10 @@
 //! `GET /calls/history/{phone_number}` (one Query per page) and `.../stats`.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
-use secrecy::ExposeSecret;
 use serde::Serialize;
 use serde_json::json;
 use time::OffsetDateTime;
@@ -12,11 +12,13 @@ use time::format_description::well_known::Rfc3339;
 
 use super::Cursor;
 use crate::auth::{Authenticator, require_service_or_owner};
-use crate::call::{CallRecord, HistoryStatus, Outcome};
+use crate::call::{CallRecord, HistoryStatus, Outcome, Party};
 use crate::clock::rfc3339;
 use crate::http::{ApiError, Endpoint, Route, json, path_param, query_param};
 use crate::init::Init;
 use crate::phone::PhoneNumber;
+use crate::secrets::SecretPart;
+use crate::secrets::{SecretsCache, TokenKeys};
 use crate::store::Calls;
 use crate::store::calls::HistoryFilter;
 
@@ -25,6 +27,7 @@ pub const MAX_LIMIT: i32 = 200;
 
 pub struct CallHistoryEndpoint {
     auth: Authenticator,
+    secrets: Arc<SecretsCache>,
     calls: Calls,
 }
 
@@ -35,7 +38,7 @@ const STATS: Route = Route::get("/calls/history/{phone_number}/stats");
 struct Row {
     call_id: String,
     call_time: Option<String>,
-    counterparty_number: PhoneNumber,
+    counterparty_number: Party,
     call_status: HistoryStatus,
     duration: Option<i64>,
     talk_seconds: Option<i64>,
@@ -57,10 +60,12 @@ impl Row {
 impl Endpoint for CallHistoryEndpoint {
     const NAME: &'static str = "call-history";
     const ROUTES: &'static [Route] = &[HISTORY, STATS];
+    const SECRETS: &'static [SecretPart] = &[SecretPart::Clients, SecretPart::TokenKey];
 
     async fn init(init: &Init) -> anyhow::Result<Self> {
         Ok(CallHistoryEndpoint {
-            auth: Authenticator::new(init).await?,
+            auth: Authenticator::new(init, Self::SECRETS, Self::NAME).await?,
+            secrets: init.secrets(),
             calls: init.store().calls(),
         })
     }
@@ -77,8 +82,15 @@ impl Endpoint for CallHistoryEndpoint {
         if *route == STATS {
             return self.stats(&number).await;
         }
-        let cursor_key = secrets.token_signing_key.expose_secret().as_bytes();
-        self.page(&req, &number, cursor_key).await
+        // A cursor sealed by a key this container does not know yet (a rotation) has the
+        // secrets reloaded first.
+        let cursor_kid = query_param(&req, "cursor").and_then(Cursor::key_id);
+        let secrets = match cursor_kid {
+            Some(kid) if !secrets.knows_token_key(kid) => self.secrets.knowing(Some(kid)).await?,
+            _ => secrets,
+        };
+        let keys = secrets.token_keys().map_err(ApiError::Internal)?;
+        self.page(&req, &number, keys).await
     }
 }
 
@@ -96,7 +108,7 @@ impl CallHistoryEndpoint {
         &self,
         req: &Request,
         number: &PhoneNumber,
-        cursor_key: &[u8],
+        keys: &TokenKeys,
     ) -> Result<Response<Body>, ApiError> {
         let limit = match query_param(req, "limit") {
             None => DEFAULT_LIMIT,
@@ -140,7 +152,7 @@ impl CallHistoryEndpoint {
             filter.to.map(|t| t.unix_timestamp_nanos()),
         );
         let start = query_param(req, "cursor")
-            .map(|c| Cursor::open(c, cursor_key, &scope).map_err(|e| ApiError::field("cursor", e)))
+            .map(|c| Cursor::open(c, keys, &scope).map_err(|e| ApiError::field("cursor", e)))
             .transpose()?
             .map(|c| c.keys.into_iter().collect());
         let page = self
@@ -148,11 +160,11 @@ impl CallHistoryEndpoint {
             .history_page(number, &filter, limit, start)
             .await?;
         let results: Vec<Row> = page.records.iter().map(|r| Row::of(r, number)).collect();
-        let next_cursor = page.last_key.map(|keys| {
+        let next_cursor = page.last_key.map(|last| {
             Cursor {
-                keys: keys.into_iter().collect(),
+                keys: last.into_iter().collect(),
             }
-            .seal(cursor_key, &scope)
+            .seal(keys, &scope)
         });
         Ok(json(
             StatusCode::OK,

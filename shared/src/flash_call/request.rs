@@ -19,7 +19,7 @@ use crate::http::{
 use crate::init::Init;
 use crate::phone::PhoneNumber;
 use crate::pool::SourcePool;
-use crate::secrets::SecretsCache;
+use crate::secrets::{SecretPart, SecretsCache};
 use crate::session::caller_id_hash;
 use crate::session::{CallStatus, Session, SessionId, SessionState};
 use crate::store::Sessions;
@@ -58,6 +58,11 @@ const NO_POOL_RETRY_AFTER_SECS: u64 = 60;
 impl Endpoint for RequestEndpoint {
     const NAME: &'static str = "request";
     const ROUTES: &'static [Route] = &[Route::post("/auth/request")];
+    const SECRETS: &'static [SecretPart] = &[
+        SecretPart::Twilio,
+        SecretPart::HashingKey,
+        SecretPart::Clients,
+    ];
 
     async fn init(init: &Init) -> anyhow::Result<Self> {
         let secrets = init.secrets();
@@ -67,14 +72,13 @@ impl Endpoint for RequestEndpoint {
         // The secret, the pool (which also opens the DynamoDB connection), App Check's keys
         // and the phone parser's metadata load side by side.
         let (warmed, (), (), ()) = tokio::join!(
-            secrets.warm(),
+            secrets.require(Self::SECRETS, Self::NAME),
             crate::phone::warm_up(),
             pool.prefetch(),
             guard.warm()
         );
         warmed?;
         require_signatures_configured(&init.config, &secrets)?;
-        crate::secrets::require_hashing_key(&init.config, &secrets, "request")?;
         Ok(RequestEndpoint {
             pool,
             telephony: init.telephony().await?,

@@ -12,6 +12,7 @@ use crate::clock::{Clock, rfc3339};
 use crate::config::Config;
 use crate::http::{ApiError, Endpoint, ErrorCode, Route, json, path_param};
 use crate::init::Init;
+use crate::secrets::SecretPart;
 use crate::session::{Refusal, SessionId, SessionState};
 use crate::store::{Pool, Sessions};
 
@@ -50,6 +51,7 @@ struct Status {
 impl Endpoint for StatusEndpoint {
     const NAME: &'static str = "status";
     const ROUTES: &'static [Route] = &[SESSION_STATUS, HEALTH];
+    const SECRETS: &'static [SecretPart] = &[];
 
     /// Needs neither the secret nor the gateway: its IAM role cannot read the secret.
     async fn init(init: &Init) -> anyhow::Result<Self> {

@@ -13,7 +13,7 @@ use crate::guard::Guard;
 use crate::http::{ApiError, Endpoint, Route, json, json_body};
 use crate::init::Init;
 use crate::phone::PhoneNumber;
-use crate::secrets::SecretsCache;
+use crate::secrets::{SecretPart, SecretsCache};
 use crate::session::{Refusal, Session, SessionId};
 use crate::store::Sessions;
 use crate::store::rate_limits::seconds_to_day_end;
@@ -53,13 +53,16 @@ const RECENT_SESSIONS: i32 = 5;
 impl Endpoint for VerifyEndpoint {
     const NAME: &'static str = "verify";
     const ROUTES: &'static [Route] = &[Route::post("/auth/verify")];
+    const SECRETS: &'static [SecretPart] = &[SecretPart::TokenKey, SecretPart::HashingKey];
 
     async fn init(init: &Init) -> anyhow::Result<Self> {
         let secrets = init.secrets();
         // The phone parser warms on another thread while the secret is fetched.
-        let (warmed, ()) = tokio::join!(secrets.warm(), crate::phone::warm_up());
+        let (warmed, ()) = tokio::join!(
+            secrets.require(Self::SECRETS, Self::NAME),
+            crate::phone::warm_up()
+        );
         warmed?;
-        crate::secrets::require_hashing_key(&init.config, &secrets, "verify")?;
         Ok(VerifyEndpoint {
             secrets,
             config: init.config.clone(),

@@ -5,7 +5,7 @@
 use crate::config::Config;
 use crate::http::{ApiError, ErrorCode};
 use crate::phone::PhoneNumber;
-use crate::secrets::{Secrets, SecretsCache, TestNumber};
+use crate::secrets::{SecretPart, Secrets, SecretsCache, TestNumber};
 
 /// How far ahead a test number's `valid_until` may be: one left on is not left on forever.
 pub const TEST_NUMBER_MAX_DAYS: i64 = 90;
@@ -26,7 +26,7 @@ pub fn require_signatures_configured(
     {
         anyhow::bail!(
             "REQUIRE_APP_SIGNATURE is true but secret {} has no app_signatures",
-            config.secret_id
+            secrets.id_of(SecretPart::Clients)
         );
     }
     Ok(())

@@ -23,6 +23,10 @@ pub trait Endpoint: Send + Sync + Sized + 'static {
     /// The routes this function serves; `template.yaml` must declare exactly these for it.
     const ROUTES: &'static [Route];
 
+    /// The secrets this function reads; `template.yaml` names exactly these in its environment
+    /// and its policy, and `init` requires them ([`crate::secrets::SecretsCache::require`]).
+    const SECRETS: &'static [crate::secrets::SecretPart];
+
     fn init(init: &Init) -> impl Future<Output = anyhow::Result<Self>> + Send;
 
     /// Handles a request on `route` (one of [`Self::ROUTES`]).

@@ -220,13 +220,33 @@ mod tests {
             let secrets = Secrets::parse("test", &text.to_string()).unwrap();
             code_hash(&secrets, phone, id, code).unwrap()
         };
-        let h = hash(b"key", &phone, &id, "123456");
+        let h = hash(b"key1-key1-key1-key1-key1-key1-key1", &phone, &id, "123456");
         assert_eq!(h.len(), 64);
-        assert_eq!(h, hash(b"key", &phone, &id, "123456"));
-        assert_ne!(h, hash(b"key2", &phone, &id, "123456"));
-        assert_ne!(h, hash(b"key", &other, &id, "123456"));
-        assert_ne!(h, hash(b"key", &phone, &VerificationId::random(), "123456"));
-        assert_ne!(h, hash(b"key", &phone, &id, "123457"));
+        assert_eq!(
+            h,
+            hash(b"key1-key1-key1-key1-key1-key1-key1", &phone, &id, "123456")
+        );
+        assert_ne!(
+            h,
+            hash(b"key2-key2-key2-key2-key2-key2-key2", &phone, &id, "123456")
+        );
+        assert_ne!(
+            h,
+            hash(b"key1-key1-key1-key1-key1-key1-key1", &other, &id, "123456")
+        );
+        assert_ne!(
+            h,
+            hash(
+                b"key1-key1-key1-key1-key1-key1-key1",
+                &phone,
+                &VerificationId::random(),
+                "123456"
+            )
+        );
+        assert_ne!(
+            h,
+            hash(b"key1-key1-key1-key1-key1-key1-key1", &phone, &id, "123457")
+        );
         assert!(!h.contains("123456"));
     }
 

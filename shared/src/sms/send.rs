@@ -13,7 +13,7 @@ use sha2::{Digest, Sha256};
 
 use super::outbox::send_logged;
 use super::{MAX_BODY_CHARS, MessageId, MessageStatus, segments};
-use crate::auth::{Authenticator, require_service};
+use crate::auth::Authenticator;
 use crate::clock::{Clock, rfc3339};
 use crate::config::Config;
 use crate::guard::{Caller, Guard, SendRequest, check_destination};
@@ -23,6 +23,7 @@ use crate::http::{
 };
 use crate::init::Init;
 use crate::phone::PhoneNumber;
+use crate::secrets::SecretPart;
 use crate::store::idempotency::{Claim, KeyUse};
 use crate::store::messages::MessageRecord;
 use crate::store::rate_limits::{Limit, Period, Quota};
@@ -109,6 +110,7 @@ struct LogEntry {
 impl Endpoint for SmsSendEndpoint {
     const NAME: &'static str = "sms-send";
     const ROUTES: &'static [Route] = &[SEND, MESSAGE];
+    const SECRETS: &'static [SecretPart] = &[SecretPart::Twilio, SecretPart::Clients];
 
     async fn init(init: &Init) -> anyhow::Result<Self> {
         if init.config.sms_from_numbers.is_empty()
@@ -121,7 +123,7 @@ impl Endpoint for SmsSendEndpoint {
         }
         let store = init.store();
         Ok(SmsSendEndpoint {
-            auth: Authenticator::new(init).await?,
+            auth: Authenticator::new(init, Self::SECRETS, Self::NAME).await?,
             telephony: init.telephony().await?,
             config: init.config.clone(),
             clock: init.clock.clone(),
@@ -136,8 +138,7 @@ impl Endpoint for SmsSendEndpoint {
         route: &'static Route,
         req: Request,
     ) -> Result<Response<Body>, ApiError> {
-        let (caller, _) = self.auth.caller(&req).await?;
-        require_service(&caller)?;
+        self.auth.caller(&req).await?;
         if *route == MESSAGE {
             return self.show(&req).await;
         }

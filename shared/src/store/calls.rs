@@ -19,7 +19,7 @@ use super::keys::{
     self, CALLED_SK, CALLING_SK, GSI1, GSI1_PK, GSI1_SK, HISTORY_MAX_MILLIS, KIND, PK, SK, TTL,
 };
 use super::{StoreError, view};
-use crate::call::{CallEvent, CallId, CallRecord, EventKind, HistoryStatus, Outcome};
+use crate::call::{CallEvent, CallId, CallRecord, EventKind, HistoryStatus, Outcome, Party};
 use crate::phone::PhoneNumber;
 
 view! {
@@ -332,12 +332,18 @@ fn status_filter(status: HistoryStatus) -> &'static str {
     }
 }
 
+fn party(item: &Item, name: &str) -> Result<Party, StoreError> {
+    Party::parse(item.string(name)?).ok_or_else(|| {
+        StoreError::Malformed(format!("{name} is neither a phone number nor erased"))
+    })
+}
+
 fn record_from(item: Item) -> Result<CallRecord, StoreError> {
     Ok(CallRecord {
         call_id: CallId::parse(item.string(CALL_ID)?)
             .map_err(|_| StoreError::Malformed("call_id".into()))?,
-        calling: item.phone(CALLING)?,
-        called: item.phone(CALLED)?,
+        calling: party(&item, CALLING)?,
+        called: party(&item, CALLED)?,
         initiated_at: item.opt_time(INITIATED_AT)?,
         answered_at: item.opt_time(ANSWERED_AT)?,
         disconnected_at: item.opt_time(DISCONNECTED_AT)?,

@@ -7,6 +7,7 @@
 
 pub mod calls;
 pub mod codes;
+pub mod erasure;
 pub mod idempotency;
 mod item;
 pub mod keys;

@@ -9,7 +9,7 @@ use super::{
     TelephonyGateway, TwilioGateway,
 };
 use crate::config::Config;
-use crate::secrets::SecretsCache;
+use crate::secrets::{SecretPart, SecretsCache};
 
 pub struct ConfiguredGateway {
     twilio: TwilioGateway,
@@ -34,7 +34,7 @@ impl ConfiguredGateway {
                     "secret {} has no twilio_account_sid/twilio_auth_token, and the logging \
                      gateway (which dials nothing) is refused inside Lambda unless \
                      ALLOW_LOGGING_GATEWAY=true",
-                    config.secret_id
+                    secrets.id_of(SecretPart::Twilio)
                 );
             }
             tracing::warn!("no Twilio credentials: flash calls and SMS are logged, not sent");

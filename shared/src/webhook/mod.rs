@@ -17,7 +17,7 @@ use crate::http::{
     ApiError, Endpoint, ErrorCode, Route, json, media_type, public_base_url, query_param,
 };
 use crate::init::Init;
-use crate::secrets::SecretsCache;
+use crate::secrets::{SecretPart, SecretsCache};
 use crate::session::{CallStatus, SessionId};
 use crate::sms::{MessageId, MessageStatus};
 use crate::store::{Messages, Sessions};
@@ -38,10 +38,11 @@ const MAX_FORM_BYTES: usize = 16 * 1024;
 impl Endpoint for TwilioWebhookEndpoint {
     const NAME: &'static str = "twilio-webhook";
     const ROUTES: &'static [Route] = &[VOICE_STATUS_CALLBACK, MESSAGE_STATUS_CALLBACK];
+    const SECRETS: &'static [SecretPart] = &[SecretPart::Twilio];
 
     async fn init(init: &Init) -> anyhow::Result<Self> {
         let secrets = init.secrets();
-        secrets.warm().await?;
+        secrets.require(Self::SECRETS, Self::NAME).await?;
         Ok(TwilioWebhookEndpoint {
             config: init.config.clone(),
             clock: init.clock.clone(),

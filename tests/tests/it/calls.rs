@@ -383,14 +383,16 @@ async fn a_forged_or_foreign_cursor_is_refused() {
         refiltered.status, 400,
         "a cursor is bound to its filters too"
     );
-    let (payload, tag) = cursor.split_once('.').unwrap();
+    // kid.payload.tag: the forgery keeps the key id and the tag, and changes the keys.
+    let (kid, sealed) = cursor.split_once('.').unwrap();
+    let (payload, tag) = sealed.split_once('.').unwrap();
     use base64::Engine;
     let engine = base64::engine::general_purpose::URL_SAFE_NO_PAD;
     let mut keys: BTreeMap<String, String> =
         serde_json::from_slice(&engine.decode(payload).unwrap()).unwrap();
     keys.insert("gsi1pk".into(), format!("HISTORY#{}", numbers[1]));
     let forged = format!(
-        "{}.{tag}",
+        "{kid}.{}.{tag}",
         engine.encode(serde_json::to_vec(&keys).unwrap())
     );
     let reply = app

@@ -22,13 +22,7 @@ fn env(name: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| panic!("{name}: run through infra/test.sh"))
 }
 
-/// Where `cargo build --bins` (which `infra/test.sh` runs first) put the functions.
-fn bin_dir() -> PathBuf {
-    let target = std::env::var("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../target")));
-    target.join("debug")
-}
+use tests::bin_dir;
 
 fn template_text() -> String {
     std::fs::read_to_string(TEMPLATE).unwrap()
@@ -100,11 +94,11 @@ async fn deploy(setup: Setup) -> Deployed {
         template: Template::parse(&setup.template).unwrap(),
         locals: Locals {
             parameters,
-            resources: [
-                ("Table".to_owned(), table),
-                ("AppSecret".to_owned(), env("SECRET_ID")),
-            ]
-            .into(),
+            resources: {
+                let mut resources = devstack::deployed::local_resources_from_env();
+                resources.insert("Table".to_owned(), table);
+                resources
+            },
             region: std::env::var("AWS_REGION").unwrap_or_else(|_| "us-east-1".into()),
         },
         bin_dir: setup.bin_dir,

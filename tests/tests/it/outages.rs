@@ -145,7 +145,7 @@ async fn app_without_secrets() -> TestApp {
             .endpoint_url(dead_endpoint().await)
             .build(),
     );
-    let secrets = SecretsCache::new(client, &init.config.secret_id, Duration::from_secs(300));
+    let secrets = SecretsCache::new(client, &init.config.secret_ids, Duration::from_secs(300));
     let init = init.with_secrets(Arc::new(secrets));
     // The endpoints build although the secret cannot be read: the cold start is not the
     // place to fail on an outage.

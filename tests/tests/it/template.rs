@@ -298,3 +298,116 @@ fn every_function_has_a_log_group_with_retention_and_the_api_logs_route_keys_not
         assert!(!format.contains(raw), "{raw} in the access log");
     }
 }
+
+/// Each function's secret variables and `secretsmanager` grants, from the template.
+fn function_secrets(function: &Yaml) -> (BTreeSet<String>, BTreeSet<String>, BTreeSet<String>) {
+    let mut variables = BTreeSet::new();
+    let mut referenced = BTreeSet::new();
+    if let Some(vars) = function["Properties"]["Environment"]["Variables"].as_hash() {
+        for (name, value) in vars {
+            let name = name.as_str().unwrap();
+            if name.ends_with("_SECRET_ID") {
+                variables.insert(name.to_owned());
+                referenced.insert(value.as_str().unwrap().to_owned());
+            }
+        }
+    }
+    let mut granted = BTreeSet::new();
+    for policy in function["Properties"]["Policies"]
+        .as_vec()
+        .into_iter()
+        .flatten()
+    {
+        for statement in policy["Statement"].as_vec().into_iter().flatten() {
+            let actions: Vec<&str> = match &statement["Action"] {
+                Yaml::Array(a) => a.iter().filter_map(Yaml::as_str).collect(),
+                other => other.as_str().into_iter().collect(),
+            };
+            if actions.iter().any(|a| a.starts_with("secretsmanager:")) {
+                assert_eq!(
+                    actions,
+                    ["secretsmanager:GetSecretValue"],
+                    "secrets are only read"
+                );
+                let resource = statement["Resource"].as_str();
+                granted.insert(resource.expect("one secret per statement").to_owned());
+            }
+        }
+    }
+    (variables, referenced, granted)
+}
+
+#[test]
+fn every_function_names_and_may_read_exactly_the_secrets_its_code_requires() {
+    let t = template();
+    let globals = t["Globals"]["Function"]["Environment"]["Variables"]
+        .as_hash()
+        .unwrap();
+    assert!(
+        globals
+            .keys()
+            .all(|k| !k.as_str().unwrap().contains("SECRET")),
+        "no secret is named for every function"
+    );
+    let mut seen = 0;
+    for (id, function) in t["Resources"].as_hash().unwrap() {
+        if function["Type"].as_str() != Some("AWS::Serverless::Function") {
+            continue;
+        }
+        let id = id.as_str().unwrap();
+        let binary = function["Metadata"]["BuildProperties"]["Binary"]
+            .as_str()
+            .unwrap();
+        let parts = shared::endpoints::ALL
+            .iter()
+            .find(|e| e.name == binary)
+            .map_or(&[][..], |e| e.secrets);
+        let expected: BTreeSet<String> = parts.iter().map(|p| p.variable().to_owned()).collect();
+        let (variables, referenced, granted) = function_secrets(function);
+        assert_eq!(variables, expected, "{id}: its secret variables");
+        assert_eq!(
+            granted, referenced,
+            "{id}: it may read exactly the secrets it names"
+        );
+        for secret in &granted {
+            assert_eq!(
+                t["Resources"][secret.as_str()]["Type"].as_str(),
+                Some("AWS::SecretsManager::Secret"),
+                "{id}: {secret}"
+            );
+        }
+        seen += 1;
+    }
+    assert!(seen >= 9, "every function was looked at");
+    // status and the enrichment function read no secret at all.
+    for id in ["StatusFunction", "VerificationEventsFunction"] {
+        let (variables, _, granted) = function_secrets(&t["Resources"][id]);
+        assert!(
+            variables.is_empty() && granted.is_empty(),
+            "{id} reads no secret"
+        );
+    }
+}
+
+#[test]
+fn the_template_generates_every_key_and_keeps_each_purpose_in_its_own_secret() {
+    let t = template();
+    for (id, key) in [
+        ("TokenKeySecret", "token_signing_key"),
+        ("HashingKeySecret", "code_hashing_key"),
+    ] {
+        let generate = &t["Resources"][id]["Properties"]["GenerateSecretString"];
+        assert_eq!(generate["GenerateStringKey"].as_str(), Some(key), "{id}");
+        assert!(
+            generate["PasswordLength"].as_i64().unwrap() >= 32,
+            "{id}: at least the 32 characters the functions require"
+        );
+    }
+    let secrets = t["Resources"]
+        .as_hash()
+        .unwrap()
+        .values()
+        .filter(|r| r["Type"].as_str() == Some("AWS::SecretsManager::Secret"))
+        .count();
+    assert_eq!(secrets, shared::secrets::SecretPart::ALL.len());
+}

@@ -7,7 +7,8 @@
 //!              [--resource LogicalId=local-name ...] [--record-iam]
 //!              [--parameter-overrides Key=Value ...]
 //!
-//! `Table` and `AppSecret` default to `$TABLE_NAME` and `$SECRET_ID`. `--record-iam` records
+//! `Table` and the four secrets default to `$TABLE_NAME` and `$TWILIO_SECRET_ID`,
+//! `$TOKEN_KEY_SECRET_ID`, `$HASHING_KEY_SECRET_ID`, `$CLIENTS_SECRET_ID`. `--record-iam` records
 //! and reports calls IAM would deny without denying them. Every function's log lines are printed
 //! prefixed with its logical id; the calls IAM denied are listed when it stops.
 
@@ -26,13 +27,8 @@ async fn main() -> anyhow::Result<()> {
     let mut port: u16 = env("PORT").map_or(Ok(3000), |p| p.parse())?;
     let mut bin_dir = PathBuf::from("target/debug");
     let mut parameters = BTreeMap::new();
-    let mut resources = BTreeMap::new();
+    let mut resources = devstack::deployed::local_resources_from_env();
     let mut enforce = true;
-    for (id, var) in [("Table", "TABLE_NAME"), ("AppSecret", "SECRET_ID")] {
-        if let Some(v) = env(var) {
-            resources.insert(id.to_owned(), v);
-        }
-    }
     let mut i = 0;
     let value = |i: usize| args.get(i + 1).cloned().context("a flag without its value");
     while i < args.len() {

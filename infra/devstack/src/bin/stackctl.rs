@@ -1,7 +1,10 @@
-//! `stackctl`: creates the table and the secret, and manages the pool of source numbers.
+//! `stackctl`: creates the table and the secrets, and manages the pool of source numbers.
 //! Works against the local stack and against AWS alike (it uses the SDK's usual settings).
 //!
-//!     stackctl bootstrap            table (if missing), secret (if missing), pool from POOL_NUMBERS
+//!     stackctl bootstrap            table (if missing), the secrets (if missing), pool from POOL_NUMBERS
+//!     stackctl erase +1555...       removes every item that holds the number (the other party's
+//!                                    call records keep the call, with the number as "erased")
+//!     stackctl rotate-token-key     a new token-signing key (the old one stays valid as AWSPREVIOUS)
 //!     stackctl pool list
 //!     stackctl pool add +1555... [+1555...]
 //!     stackctl pool disable +1555...
@@ -45,7 +48,7 @@ async fn main() -> anyhow::Result<()> {
                 if created { "created" } else { "exists" }
             );
             let secrets = aws_sdk_secretsmanager::Client::new(&sdk);
-            ensure_secret(&secrets, &config.secret_id).await?;
+            ensure_secrets(&secrets, &config).await?;
             let pool = std::env::var("POOL_NUMBERS").unwrap_or_else(|_| DEFAULT_POOL.into());
             for number in parse_numbers(pool.split(','))? {
                 store.pool().put(&number, true).await?;
@@ -63,6 +66,35 @@ async fn main() -> anyhow::Result<()> {
             print_pool(&store, &config).await
         }
         ["pool", "list"] => print_pool(&store, &config).await,
+        ["erase", number] => {
+            let number = PhoneNumber::parse(number)
+                .map_err(|e| anyhow::anyhow!("{number:?} is not a phone number: {e}"))?;
+            let erased = store.erase(&number).await?;
+            let total: usize = erased
+                .deleted
+                .values()
+                .chain(erased.redacted.values())
+                .sum();
+            for (kind, count) in &erased.deleted {
+                println!("removed {count} {kind} item(s)");
+            }
+            for (kind, count) in &erased.redacted {
+                println!("replaced the number by \"erased\" in {count} {kind} item(s)");
+            }
+            println!(
+                "{number}: {}",
+                if total == 0 {
+                    "no item holds it".to_owned()
+                } else {
+                    format!("erased from {total} item(s)")
+                }
+            );
+            Ok(())
+        }
+        ["rotate-token-key"] => {
+            let secrets = aws_sdk_secretsmanager::Client::new(&sdk);
+            rotate_token_key(&secrets, &config).await
+        }
         ["app-check-token", rest @ ..] => {
             let app_id = match rest {
                 [] => devstack::app_check::LOCAL_APP_ID,
@@ -147,7 +179,7 @@ async fn main() -> anyhow::Result<()> {
             print_pool(&store, &config).await
         }
         _ => bail!(
-            "usage: stackctl bootstrap | pool list | pool add NUMBER... | pool disable NUMBER... | health [COUNTRY_CODE...] | quarantine list | quarantine release|allow|deny|clear DEST | app-check-token [--app-id ID] | hash-key KEY"
+            "usage: stackctl bootstrap | pool list | pool add NUMBER... | pool disable NUMBER... | health [COUNTRY_CODE...] | quarantine list | quarantine release|allow|deny|clear DEST | app-check-token [--app-id ID] | hash-key KEY | erase NUMBER | rotate-token-key"
         ),
     }
 }
@@ -340,77 +372,134 @@ fn guess_bound(failures: u32, pool: usize) -> String {
     )
 }
 
-/// Creates the secret with local values when it does not exist; never overwrites one.
-async fn ensure_secret(
+/// A new random key of the length the template generates.
+fn random_key() -> String {
+    Alphanumeric.sample_string(&mut StdRng::from_os_rng(), 48)
+}
+
+/// Creates each configured part's secret with local values when it does not exist; never
+/// overwrites one.
+async fn ensure_secrets(
     client: &aws_sdk_secretsmanager::Client,
-    secret_id: &str,
+    config: &Config,
 ) -> anyhow::Result<()> {
-    let exists = client.describe_secret().secret_id(secret_id).send().await;
-    match exists {
-        Ok(_) => {
-            println!("secret {secret_id}: exists");
-            return Ok(());
-        }
-        Err(e)
-            if e.as_service_error()
-                .is_some_and(|e| e.is_resource_not_found_exception()) => {}
-        Err(e) => {
-            bail!(
-                "describing the secret: {}",
-                aws_sdk_secretsmanager::error::DisplayErrorContext(e)
-            );
-        }
+    use shared::secrets::SecretPart;
+    if config.secret_ids.is_empty() {
+        bail!(
+            "no secret is named: set {}",
+            SecretPart::ALL.map(SecretPart::variable).join(", ")
+        );
     }
-    let mut rng = StdRng::from_os_rng();
+    for (part, secret_id) in &config.secret_ids {
+        let exists = client.describe_secret().secret_id(secret_id).send().await;
+        match exists {
+            Ok(_) => {
+                println!("secret {secret_id}: exists");
+                continue;
+            }
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_resource_not_found_exception()) => {}
+            Err(e) => {
+                bail!(
+                    "describing the secret {secret_id}: {}",
+                    aws_sdk_secretsmanager::error::DisplayErrorContext(e)
+                );
+            }
+        }
+        let value = local_secret_value(*part)?;
+        client
+            .create_secret()
+            .name(secret_id)
+            .secret_string(value.to_string())
+            .send()
+            .await
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "creating the secret {secret_id}: {}",
+                    aws_sdk_secretsmanager::error::DisplayErrorContext(e)
+                )
+            })?;
+        println!("secret {secret_id}: created with local values");
+    }
+    Ok(())
+}
+
+/// What a new secret of `part` holds: generated keys, and the clients and Twilio credentials
+/// of the environment (`APP_SIGNATURES`, `SERVICE_API_KEYS`, `TWILIO_ACCOUNT_SID`,
+/// `TWILIO_AUTH_TOKEN`).
+fn local_secret_value(part: shared::secrets::SecretPart) -> anyhow::Result<serde_json::Value> {
+    use shared::secrets::SecretPart;
     let var = |name| std::env::var(name).ok();
     let (dynamodb, secrets_manager) = (
         var("AWS_ENDPOINT_URL_DYNAMODB"),
         var("AWS_ENDPOINT_URL_SECRETS_MANAGER"),
     );
     let local = devstack::bootstrap::is_local(dynamodb.as_deref(), secrets_manager.as_deref());
-    let (signatures, service_keys) = devstack::bootstrap::secret_values(
-        dynamodb.as_deref(),
-        secrets_manager.as_deref(),
-        var("APP_SIGNATURES").as_deref(),
-        var("SERVICE_API_KEYS").as_deref(),
-    )
-    .map_err(anyhow::Error::msg)?;
-    let mut value = json!({
-        "token_signing_key": Alphanumeric.sample_string(&mut rng, 48),
-        "code_hashing_key": Alphanumeric.sample_string(&mut rng, 48),
-        "app_signatures": signatures.split(',').map(str::trim).collect::<Vec<_>>(),
-        "service_api_key_hashes": service_keys
-            .split(',')
-            .map(str::trim)
-            .filter(|k| !k.is_empty())
-            .map(shared::auth::hash_api_key)
-            .collect::<Vec<_>>(),
-    });
-    match (var("TWILIO_ACCOUNT_SID"), var("TWILIO_AUTH_TOKEN")) {
-        (Some(sid), Some(token)) => {
-            value["twilio_account_sid"] = json!(sid);
-            value["twilio_auth_token"] = json!(token);
+    Ok(match part {
+        SecretPart::TokenKey => json!({"token_signing_key": random_key()}),
+        SecretPart::HashingKey => json!({"code_hashing_key": random_key()}),
+        SecretPart::Clients => {
+            let (signatures, service_keys) = devstack::bootstrap::secret_values(
+                dynamodb.as_deref(),
+                secrets_manager.as_deref(),
+                var("APP_SIGNATURES").as_deref(),
+                var("SERVICE_API_KEYS").as_deref(),
+            )
+            .map_err(anyhow::Error::msg)?;
+            json!({
+                "app_signatures": signatures.split(',').map(str::trim).collect::<Vec<_>>(),
+                "service_api_key_hashes": service_keys
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|k| !k.is_empty())
+                    .map(shared::auth::hash_api_key)
+                    .collect::<Vec<_>>(),
+            })
         }
-        // Locally, a token alone: the webhook checks the signatures of the callbacks the
-        // logging gateway posts, and nothing is dialed.
-        (None, token) if local => {
-            value["twilio_auth_token"] =
-                json!(token.unwrap_or_else(|| devstack::bootstrap::LOCAL_TWILIO_AUTH_TOKEN.into()));
-        }
-        _ => {}
-    }
+        SecretPart::Twilio => match (var("TWILIO_ACCOUNT_SID"), var("TWILIO_AUTH_TOKEN")) {
+            (Some(sid), Some(token)) => {
+                json!({"twilio_account_sid": sid, "twilio_auth_token": token})
+            }
+            // Locally, a token alone: the webhook checks the signatures of the callbacks the
+            // logging gateway posts, and nothing is dialed.
+            (None, token) if local => json!({
+                "twilio_auth_token":
+                    token.unwrap_or_else(|| devstack::bootstrap::LOCAL_TWILIO_AUTH_TOKEN.into())
+            }),
+            _ => json!({}),
+        },
+    })
+}
+
+/// Puts a new token-signing key as the secret's current version: Secrets Manager moves the
+/// old one to `AWSPREVIOUS`, where the functions still accept what it signed.
+async fn rotate_token_key(
+    client: &aws_sdk_secretsmanager::Client,
+    config: &Config,
+) -> anyhow::Result<()> {
+    use shared::secrets::{SecretPart, SigningKey};
+    let Some(secret_id) = config.secret_ids.get(&SecretPart::TokenKey) else {
+        bail!("{} is not set", SecretPart::TokenKey.variable());
+    };
+    let key = random_key();
+    let kid = SigningKey::new(key.clone().into()).kid;
     client
-        .create_secret()
-        .name(secret_id)
-        .secret_string(value.to_string())
+        .put_secret_value()
+        .secret_id(secret_id)
+        .secret_string(json!({"token_signing_key": key}).to_string())
         .send()
         .await
         .map_err(|e| {
             anyhow::anyhow!(
-                "creating the secret: {}",
+                "rotating {secret_id}: {}",
                 aws_sdk_secretsmanager::error::DisplayErrorContext(e)
             )
         })?;
-    println!("secret {secret_id}: created with local values");
+    println!(
+        "secret {secret_id}: new token key {kid}; tokens and cursors of the previous key stay \
+         valid until the next rotation (warm functions see the new key within \
+         SECRET_REFRESH_SECONDS)"
+    );
     Ok(())
 }

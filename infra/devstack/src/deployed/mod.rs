@@ -20,7 +20,7 @@ use tokio::net::TcpListener;
 
 pub use aws_proxy::{CallLog, Recorded, Upstreams};
 pub use instances::LogSink;
-pub use template::{Function, Locals, Template};
+pub use template::{Function, LOCAL_RESOURCES, Locals, Template, local_resources_from_env};
 
 /// How to run a template locally.
 pub struct Options {

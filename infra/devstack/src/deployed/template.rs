@@ -24,12 +24,30 @@ pub struct Template {
     pub text: String,
 }
 
+/// The template's resources the local stack stands in for, each with the variable that names
+/// it locally (`infra/stack.sh` exports them).
+pub const LOCAL_RESOURCES: [(&str, &str); 5] = [
+    ("Table", "TABLE_NAME"),
+    ("TwilioSecret", "TWILIO_SECRET_ID"),
+    ("TokenKeySecret", "TOKEN_KEY_SECRET_ID"),
+    ("HashingKeySecret", "HASHING_KEY_SECRET_ID"),
+    ("ClientsSecret", "CLIENTS_SECRET_ID"),
+];
+
+/// The local names of [`LOCAL_RESOURCES`] that the environment sets.
+pub fn local_resources_from_env() -> BTreeMap<String, String> {
+    LOCAL_RESOURCES
+        .iter()
+        .filter_map(|(id, var)| Some((id.to_string(), std::env::var(var).ok()?)))
+        .collect()
+}
+
 /// How the local stack stands in for the template's resources.
 #[derive(Debug, Clone, Default)]
 pub struct Locals {
     /// `--parameter-overrides`.
     pub parameters: BTreeMap<String, String>,
-    /// The local name of a resource (`Table=phone-verification`, `AppSecret=phone-verification/app`):
+    /// The local name of a resource (`Table=phone-verification`, `TwilioSecret=phone-verification/twilio`):
     /// what `!Ref` gives for it.
     pub resources: BTreeMap<String, String>,
     pub region: String,

@@ -19,7 +19,7 @@ use crate::guard::Guard;
 use crate::http::{ApiError, Endpoint, ErrorCode, OUTAGE_RETRY_AFTER_SECS, Route};
 use crate::init::Init;
 use crate::phone::PhoneNumber;
-use crate::secrets::{Secrets, SecretsCache};
+use crate::secrets::{SecretPart, Secrets, SecretsCache};
 use crate::session::Refusal;
 use crate::store::{Codes, Messages};
 use crate::telemetry::Channel;
@@ -43,12 +43,29 @@ pub struct SmsVerifyEndpoint {
 impl Endpoint for SmsVerifyEndpoint {
     const NAME: &'static str = "sms-verify";
     const ROUTES: &'static [Route] = &[START, CHECK];
+    const SECRETS: &'static [SecretPart] = &[
+        SecretPart::Twilio,
+        SecretPart::TokenKey,
+        SecretPart::HashingKey,
+        SecretPart::Clients,
+    ];
 
     async fn init(init: &Init) -> anyhow::Result<Self> {
         let config = init.config.clone();
         let secrets = init.secrets();
         let guard = Guard::new(init);
-        let (warmed, (), ()) = tokio::join!(secrets.warm(), crate::phone::warm_up(), guard.warm());
+        // Delegated, Twilio Verify makes and checks the codes: no hashing key is read.
+        let delegated = config.codes.verify_service_sid.is_some();
+        let parts: Vec<SecretPart> = Self::SECRETS
+            .iter()
+            .copied()
+            .filter(|part| !(delegated && *part == SecretPart::HashingKey))
+            .collect();
+        let (warmed, (), ()) = tokio::join!(
+            secrets.require(&parts, Self::NAME),
+            crate::phone::warm_up(),
+            guard.warm()
+        );
         warmed?;
         let verify = match &config.codes.verify_service_sid {
             Some(sid) => Some(TwilioVerify::new(&config, secrets.clone(), sid)?),
@@ -60,7 +77,6 @@ impl Endpoint for SmsVerifyEndpoint {
                          Twilio Verify"
                     );
                 }
-                crate::secrets::require_hashing_key(&config, &secrets, "sms-verify")?;
                 None
             }
         };
