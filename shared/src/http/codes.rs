@@ -1,4 +1,4 @@
-//! `ErrorCode`: every `error` code of the API (the README's contract) with its HTTP status.
+//! `ErrorCode`: every `error` code of the API (docs/api.md and openapi.yaml) with its HTTP status.
 //! A code is named once here; handlers pick one, they never spell it.
 
 use lambda_http::http::StatusCode;

@@ -71,7 +71,7 @@ impl Limit {
 
 /// How many items the global hourly budget is spread over: one per 100 sends of budget, at
 /// most 10. A single item takes about 1,000 writes a second at most, and concurrent
-/// transactions on one item conflict; ten items spread the load (see the README).
+/// transactions on one item conflict; ten items spread the load (see docs/developing.md).
 pub fn global_shards(per_hour: u32) -> u32 {
     (per_hour / 100).clamp(1, 10)
 }

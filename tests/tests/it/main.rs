@@ -6,6 +6,7 @@ mod bad_input;
 mod calls;
 mod concurrency;
 mod deployed;
+mod docs;
 mod erasure;
 mod events;
 mod fixtures;

@@ -179,7 +179,7 @@ async fn main() -> anyhow::Result<()> {
             print_pool(&store, &config).await
         }
         _ => bail!(
-            "usage: stackctl bootstrap | pool list | pool add NUMBER... | pool disable NUMBER... | health [COUNTRY_CODE...] | quarantine list | quarantine release|allow|deny|clear DEST | app-check-token [--app-id ID] | hash-key KEY | erase NUMBER | rotate-token-key"
+            "usage: stackctl bootstrap | pool list | pool add NUMBER... | pool disable NUMBER... | health [COUNTRY_CODE...] | quarantine list | quarantine release|allow|deny|clear DEST | app-check-token [--app-id ID] | hash-key KEY | erase NUMBER | rotate-token-key | traffic CALLS NUMBERS [SEED]"
         ),
     }
 }
