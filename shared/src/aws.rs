@@ -33,6 +33,65 @@ pub async fn sdk_config(config: &Config) -> aws_config::SdkConfig {
         .await
 }
 
+/// The DynamoDB client of every endpoint: the SDK's configuration, and
+/// [`RetryConflicts`].
+pub fn dynamodb_client(sdk: &aws_config::SdkConfig) -> aws_sdk_dynamodb::Client {
+    aws_sdk_dynamodb::Client::from_conf(dynamodb_config(sdk).build())
+}
+
+/// The DynamoDB client's configuration, to build on (tests change its endpoint).
+pub fn dynamodb_config(sdk: &aws_config::SdkConfig) -> aws_sdk_dynamodb::config::Builder {
+    aws_sdk_dynamodb::Config::from(sdk)
+        .to_builder()
+        .retry_classifier(RetryConflicts)
+}
+
+/// A plain write (`PutItem`, `UpdateItem`, `DeleteItem`) that met a transaction on its item
+/// fails with `TransactionConflictException`, which the SDK does not retry: it is a race lost
+/// for now, retried like throttling (the SDK's standard strategy waits with full jitter), and
+/// an outage (503) after the last attempt (`store::StoreError::sdk`).
+#[derive(Debug)]
+pub struct RetryConflicts;
+
+const TRANSACTION_CONFLICT: &str = "TransactionConflictException";
+
+impl aws_sdk_dynamodb::config::retry::ClassifyRetry for RetryConflicts {
+    fn classify_retry(
+        &self,
+        ctx: &aws_sdk_dynamodb::config::interceptors::InterceptorContext,
+    ) -> aws_sdk_dynamodb::config::retry::RetryAction {
+        use aws_sdk_dynamodb::config::retry::RetryAction;
+        use aws_sdk_dynamodb::error::ProvideErrorMetadata;
+        use aws_sdk_dynamodb::operation::{
+            delete_item::DeleteItemError, put_item::PutItemError, update_item::UpdateItemError,
+        };
+        let Some(Err(error)) = ctx.output_or_error() else {
+            return RetryAction::NoActionIndicated;
+        };
+        let Some(error) = error.as_operation_error() else {
+            return RetryAction::NoActionIndicated;
+        };
+        let code = error
+            .downcast_ref::<UpdateItemError>()
+            .and_then(|e| e.code())
+            .or_else(|| error.downcast_ref::<PutItemError>().and_then(|e| e.code()))
+            .or_else(|| {
+                error
+                    .downcast_ref::<DeleteItemError>()
+                    .and_then(|e| e.code())
+            });
+        if code == Some(TRANSACTION_CONFLICT) {
+            RetryAction::transient_error()
+        } else {
+            RetryAction::NoActionIndicated
+        }
+    }
+
+    fn name(&self) -> &'static str {
+        "RetryConflicts"
+    }
+}
+
 /// The roots AWS service endpoints chain to (Amazon Trust Services), compiled in.
 const AWS_ROOTS: &str = include_str!("aws_roots.pem");
 

@@ -42,7 +42,7 @@ impl Init {
             app_check: Arc::new(AppCheck::new(config.attestation.clone())),
             config: Arc::new(config),
             clock: Arc::new(SystemClock),
-            dynamodb: aws_sdk_dynamodb::Client::new(&sdk),
+            dynamodb: crate::aws::dynamodb_client(&sdk),
             sdk,
             secrets,
             telephony: OnceCell::new(),
@@ -76,7 +76,7 @@ impl Init {
         mut self,
         change: impl FnOnce(aws_sdk_dynamodb::config::Builder) -> aws_sdk_dynamodb::config::Builder,
     ) -> Self {
-        let builder = aws_sdk_dynamodb::Config::from(&self.sdk).to_builder();
+        let builder = crate::aws::dynamodb_config(&self.sdk);
         self.dynamodb = aws_sdk_dynamodb::Client::from_conf(change(builder).build());
         self
     }

@@ -4,6 +4,7 @@
 
 pub mod auth;
 pub mod aws;
+pub mod backoff;
 pub mod call;
 pub mod calls;
 pub mod clock;

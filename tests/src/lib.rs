@@ -10,6 +10,8 @@ use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::{Arc, Mutex};
 
+pub mod faults;
+
 use devstack::{GatewayEvent, LocalApi};
 use rand::Rng;
 use serde_json::Value;
@@ -440,6 +442,16 @@ impl TestApp {
         secrets: Arc<shared::secrets::SecretsCache>,
         recording_phone: bool,
     ) -> TestApp {
+        Self::spawn_public_with(overrides, secrets, recording_phone, |init| init).await
+    }
+
+    /// [`TestApp::spawn_public`], with `change` applied to the `Init` (a fault injector).
+    pub async fn spawn_public_with(
+        overrides: &[(&str, &str)],
+        secrets: Arc<shared::secrets::SecretsCache>,
+        recording_phone: bool,
+        change: impl FnOnce(Init) -> Init,
+    ) -> TestApp {
         shared::tls::install_crypto_provider();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
@@ -455,7 +467,7 @@ impl TestApp {
         if recording_phone {
             init = init.with_telephony(phone.clone());
         }
-        Self::serve_on(listener, init, clock, phone).await
+        Self::serve_on(listener, change(init), clock, phone).await
     }
 
     async fn serve_on(

@@ -65,21 +65,11 @@ const NEW_ITEM: &str = "attribute_not_exists(#pk)";
 
 /// How often a transaction that lost a race is sent again.
 const CONFLICT_RETRIES: u32 = 10;
-/// The backoff of the first retry, doubled at each one up to the cap.
-const BACKOFF_BASE_MS: u64 = 10;
-const BACKOFF_CAP_MS: u64 = 400;
-
-/// "Full jitter" backoff: a random wait between zero and the exponential bound, so that the
-/// transactions that collided do not collide again in step.
-fn full_jitter(attempt: u32) -> std::time::Duration {
-    let bound = (BACKOFF_BASE_MS << attempt.min(16)).min(BACKOFF_CAP_MS);
-    let random = u64::from_le_bytes(
-        uuid::Uuid::new_v4().as_bytes()[..8]
-            .try_into()
-            .unwrap_or([0; 8]),
-    );
-    std::time::Duration::from_millis(random % (bound + 1))
-}
+/// The backoff of a transaction's retries.
+const CONFLICT_BACKOFF: crate::backoff::Backoff = crate::backoff::Backoff {
+    base: std::time::Duration::from_millis(10),
+    cap: std::time::Duration::from_millis(400),
+};
 
 /// Service error codes that mean "not now" rather than "never".
 const RETRYABLE_CODES: &[&str] = &[
@@ -88,6 +78,9 @@ const RETRYABLE_CODES: &[&str] = &[
     "RequestLimitExceeded",
     "InternalServerError",
     "ServiceUnavailable",
+    // A plain write that met a transaction on its item: retried by the SDK
+    // (`aws::RetryConflicts`), then an outage.
+    "TransactionConflictException",
 ];
 
 /// Cancellation reasons that mean "not now".
@@ -207,7 +200,7 @@ impl Store {
     }
 
     pub fn from_sdk_config(config: &aws_config::SdkConfig, table: &str) -> Self {
-        Self::new(Client::new(config), table)
+        Self::new(crate::aws::dynamodb_client(config), table)
     }
 
     pub fn table(&self) -> &str {
@@ -275,7 +268,7 @@ impl Store {
                 return Ok(Err(cancelled));
             }
             attempt += 1;
-            tokio::time::sleep(full_jitter(attempt)).await;
+            tokio::time::sleep(CONFLICT_BACKOFF.full_jitter(attempt)).await;
         }
     }
 

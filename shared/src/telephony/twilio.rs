@@ -196,12 +196,19 @@ impl TwilioGateway {
                     )));
                 }
             };
-            let backoff = Duration::from_millis(100 << attempt);
-            tokio::time::sleep(retry_after.unwrap_or(backoff).min(Duration::from_secs(2))).await;
+            // Twilio's own Retry-After when it gives one, else full jitter.
+            let wait = retry_after.unwrap_or_else(|| TWILIO_BACKOFF.full_jitter(attempt + 1));
+            tokio::time::sleep(wait.min(TWILIO_BACKOFF.cap)).await;
             attempt += 1;
         }
     }
 }
+
+/// The backoff between attempts at Twilio.
+const TWILIO_BACKOFF: crate::backoff::Backoff = crate::backoff::Backoff {
+    base: Duration::from_millis(100),
+    cap: Duration::from_secs(2),
+};
 
 fn retry_after(response: &reqwest::Response) -> Option<Duration> {
     response

@@ -9,6 +9,7 @@ mod deployed;
 mod docs;
 mod erasure;
 mod events;
+mod faults;
 mod fixtures;
 mod flash_flow;
 mod guard;

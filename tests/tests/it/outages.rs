@@ -46,7 +46,7 @@ async fn frozen_endpoint() -> String {
     url
 }
 
-fn assert_outage(reply: &Reply, what: &str) {
+pub(crate) fn assert_outage(reply: &Reply, what: &str) {
     assert_eq!(reply.status, 503, "{what}: {}", reply.body);
     assert_eq!(reply.body["error"], "service_unavailable", "{what}");
     let retry_after: u64 = reply.headers["retry-after"]
@@ -63,7 +63,7 @@ fn assert_outage(reply: &Reply, what: &str) {
 }
 
 /// Every route that reads or writes DynamoDB, called once.
-async fn every_dynamodb_route(app: &TestApp) -> Vec<(&'static str, Reply)> {
+pub(crate) async fn every_dynamodb_route(app: &TestApp) -> Vec<(&'static str, Reply)> {
     let phone = random_phone();
     let history = |suffix: &'static str| app.history(&phone, suffix, &[], Some(SERVICE_KEY));
     vec![
