@@ -283,13 +283,18 @@ impl Config {
                 &[NumberType::Mobile, NumberType::FixedLineOrMobile],
             ),
             send_budgets: SendBudgets {
-                per_hour: env.number("MAX_SENDS_PER_HOUR", 1000, 1..=10_000_000),
+                // 5,000 sends a second for an hour is 18,000,000.
+                per_hour: env.number("MAX_SENDS_PER_HOUR", 1000, 1..=100_000_000),
                 per_country_per_hour: env.number(
                     "MAX_SENDS_PER_COUNTRY_PER_HOUR",
                     200,
+                    1..=100_000_000,
+                ),
+                per_prefix_per_hour: env.number(
+                    "MAX_SENDS_PER_PREFIX_PER_HOUR",
+                    20,
                     1..=10_000_000,
                 ),
-                per_prefix_per_hour: env.number("MAX_SENDS_PER_PREFIX_PER_HOUR", 20, 1..=1_000_000),
             },
             max_failed_verifications_per_phone_per_day: env.number(
                 "MAX_FAILED_VERIFICATIONS_PER_PHONE_PER_DAY",

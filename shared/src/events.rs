@@ -53,7 +53,7 @@ pub fn from_stream_record(record: &Value) -> Option<Value> {
             let before = old.number("count").unwrap_or(0);
             (count >= max && before < max).then(|| {
                 // LIMIT#<counter>#<subject>#<window>: the subject is a phone, an IP address or
-                // a budget (country#1, global#3).
+                // a budget's shard (country#1#0, global#3).
                 let (_, rest) = pk.split_once('#')?;
                 let (counter_and_subject, _window) = rest.rsplit_once('#')?;
                 let (counter, subject) = counter_and_subject.split_once('#')?;

@@ -31,9 +31,10 @@ use crate::config::{Config, QuarantineMode};
 use crate::http::ApiError;
 use crate::init::Init;
 use crate::phone::PhoneNumber;
+use crate::store::rate_limits::shards_for;
 use crate::store::rate_limits::{Allowance, ClientCounters, FailureCap, Quota, Sends, Taken};
 use crate::store::reputation::{
-    Buckets, Destination, DestinationStanding, Override, Quarantine, Standing,
+    Buckets, Destination, DestinationStanding, Override, Quarantine, Standing, StatShards,
 };
 use crate::store::{Limits, Reputation, StoreError};
 
@@ -66,7 +67,8 @@ pub struct SendRequest<'a> {
 #[derive(Debug, Clone)]
 pub struct Admitted {
     taken: Taken,
-    counted: Vec<Destination>,
+    /// The destinations whose conversion counts took the send, and the shard of each.
+    counted: Vec<(Destination, u32)>,
     at: OffsetDateTime,
     /// Whether the request drew on the whole budget.
     pub trusted: bool,
@@ -113,6 +115,15 @@ impl Guard {
         Buckets::for_window(self.config.quarantine.window.as_secs() as i64)
     }
 
+    /// A destination's conversion counts are spread like its send budget.
+    fn stat_shards(&self) -> StatShards {
+        let budgets = &self.config.send_budgets;
+        StatShards {
+            block: shards_for(budgets.per_prefix_per_hour),
+            country: shards_for(budgets.per_country_per_hour),
+        }
+    }
+
     /// Admits a send or refuses it: the phone's trust and its destinations' standing are read
     /// (one BatchGetItem), the quarantine is judged, and the allowance is taken with `with` in
     /// one transaction, or nothing is.
@@ -130,7 +141,11 @@ impl Guard {
         );
         let standing = if judged || !trusted_by_caller {
             self.reputation
-                .standing(send.phone, judged.then(|| self.buckets()), now)
+                .standing(
+                    send.phone,
+                    judged.then(|| (self.buckets(), self.stat_shards())),
+                    now,
+                )
                 .await?
         } else {
             Standing::default()
@@ -162,8 +177,9 @@ impl Guard {
             )
             .await?;
             for d in [block, country] {
-                with.push(self.reputation.count_send(&d, now, self.buckets())?);
-                counted.push(d);
+                let shard = self.stat_shards().pick(&d);
+                with.push(self.reputation.count_send(&d, now, self.buckets(), shard)?);
+                counted.push((d, shard));
             }
         }
 
@@ -282,10 +298,10 @@ impl Guard {
         admitted: &Admitted,
         mut with: Vec<TransactWriteItem>,
     ) -> Result<(), StoreError> {
-        for d in &admitted.counted {
+        for (d, shard) in &admitted.counted {
             with.push(
                 self.reputation
-                    .uncount_send(d, admitted.at, self.buckets())?,
+                    .uncount_send(d, admitted.at, self.buckets(), *shard)?,
             );
         }
         self.limits.give_back(&admitted.taken, with).await
@@ -343,9 +359,12 @@ impl Guard {
         }
         let b = self.buckets();
         let (block, country) = (Destination::block_of(phone), Destination::country_of(phone));
+        let shards = self.stat_shards();
         let (a, c) = tokio::join!(
-            self.reputation.count_verified(&block, sent_at, b),
-            self.reputation.count_verified(&country, sent_at, b),
+            self.reputation
+                .count_verified(&block, sent_at, b, shards.pick(&block)),
+            self.reputation
+                .count_verified(&country, sent_at, b, shards.pick(&country)),
         );
         if let Err(error) = a.and(c) {
             tracing::error!(%error, "a verification could not be counted for the quarantine");

@@ -351,6 +351,65 @@ impl Store {
         Ok(out.item.map(Item))
     }
 
+    /// The items of `keys` that exist, read eventually consistent: one BatchGetItem per 100
+    /// keys, sent together; keys left unprocessed (throttling) are asked for again, a few times.
+    pub(crate) async fn batch_get_all(
+        &self,
+        keys: Vec<std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>>,
+    ) -> Result<Vec<Item>, StoreError> {
+        let chunks: Vec<_> = keys
+            .chunks(100)
+            .map(|c| self.batch_get(c.to_vec()))
+            .collect();
+        let mut found = Vec::new();
+        for items in futures::future::try_join_all(chunks).await? {
+            found.extend(items);
+        }
+        Ok(found)
+    }
+
+    async fn batch_get(
+        &self,
+        keys: Vec<std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>>,
+    ) -> Result<Vec<Item>, StoreError> {
+        let mut found = Vec::new();
+        let mut pending = Some(keys);
+        for attempt in 0..4 {
+            let Some(keys) = pending.take().filter(|k| !k.is_empty()) else {
+                break;
+            };
+            if attempt > 0 {
+                tokio::time::sleep(CONFLICT_BACKOFF.full_jitter(attempt)).await;
+            }
+            let request = aws_sdk_dynamodb::types::KeysAndAttributes::builder()
+                .set_keys(Some(keys))
+                .build()?;
+            let out = self
+                .client
+                .batch_get_item()
+                .request_items(self.table(), request)
+                .send()
+                .await
+                .map_err(|e| StoreError::sdk("BatchGetItem", e))?;
+            if let Some(mut responses) = out.responses
+                && let Some(items) = responses.remove(self.table())
+            {
+                found.extend(items.into_iter().map(Item));
+            }
+            pending = out
+                .unprocessed_keys
+                .and_then(|mut u| u.remove(self.table()))
+                .map(|k| k.keys);
+        }
+        if pending.is_some_and(|k| !k.is_empty()) {
+            return Err(StoreError::Unavailable {
+                operation: "BatchGetItem",
+                cause: "keys left unprocessed".into(),
+            });
+        }
+        Ok(found)
+    }
+
     /// Every item a query matches, page after page.
     pub(crate) async fn query_all(
         &self,

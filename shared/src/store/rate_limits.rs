@@ -69,17 +69,91 @@ impl Limit {
     }
 }
 
-/// How many items the global hourly budget is spread over: one per 100 sends of budget, at
-/// most 10. A single item takes about 1,000 writes a second at most, and concurrent
-/// transactions on one item conflict; ten items spread the load (see docs/developing.md).
-pub fn global_shards(per_hour: u32) -> u32 {
-    (per_hour / 100).clamp(1, 10)
+/// The most items one service-wide budget is spread over. At 5,000 sends a second to one
+/// country each of its items takes about 50 writes a second, against DynamoDB's limit of about
+/// 1,000 per item; a total is one BatchGetItem of them all.
+pub const MAX_SHARDS: u32 = 100;
+/// The budget units of one item before a budget is split further: a small budget stays in few
+/// items, so that a send refused by a full item while another has room is rare.
+pub const UNITS_PER_SHARD: u32 = 100;
+/// How many shards one request tries before a full budget refuses it: a shard that is full
+/// while others have room sends the request to another one.
+pub const SHARD_TRIES: usize = 3;
+
+/// How many items a budget of `max` units an hour is spread over (write sharding with a
+/// random suffix, see docs/operating.md).
+pub fn shards_for(max: u32) -> u32 {
+    max.div_ceil(UNITS_PER_SHARD).clamp(1, MAX_SHARDS)
 }
 
-/// The share of the global budget one shard holds: the budget split evenly, the remainder to
-/// the first shards, so that the shards add up to the budget exactly.
-pub fn shard_capacity(per_hour: u32, shards: u32, shard: u32) -> u32 {
-    per_hour / shards + u32::from(shard < per_hour % shards)
+/// The share of a budget one shard holds: the budget split evenly, the remainder to the first
+/// shards, so that the shards add up to the budget exactly.
+pub fn shard_capacity(max: u32, shards: u32, shard: u32) -> u32 {
+    max / shards + u32::from(shard < max % shards)
+}
+
+/// A service-wide budget: every send, the sends to a country, to a block of 10,000 numbers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Budget {
+    Global,
+    Country(u16),
+    /// A number block (`number_block`).
+    Prefix(String),
+}
+
+impl Budget {
+    /// The budgets a send to `phone` draws on, in the order a refusal names them.
+    pub fn of(phone: &PhoneNumber) -> [Budget; 3] {
+        [
+            Budget::Global,
+            Budget::Country(phone.country_code()),
+            Budget::Prefix(number_block(phone).to_owned()),
+        ]
+    }
+
+    /// Its units an hour.
+    pub fn max(&self, budgets: &SendBudgets) -> u32 {
+        match self {
+            Budget::Global => budgets.per_hour,
+            Budget::Country(_) => budgets.per_country_per_hour,
+            Budget::Prefix(_) => budgets.per_prefix_per_hour,
+        }
+    }
+
+    pub fn limit(&self) -> Limit {
+        match self {
+            Budget::Global => Limit::GlobalPerHour,
+            Budget::Country(_) => Limit::CountryPerHour,
+            Budget::Prefix(_) => Limit::PrefixPerHour,
+        }
+    }
+
+    fn subject(&self) -> String {
+        match self {
+            Budget::Global => "global".to_owned(),
+            Budget::Country(code) => format!("country#{code}"),
+            Budget::Prefix(block) => format!("prefix#{block}"),
+        }
+    }
+
+    /// The key of one shard of this budget's counter (`sends-hour`, or `untrusted-hour` for
+    /// its untrusted share) in hour `hour`.
+    fn shard_pk(&self, counter: &str, shard: u32, hour: i64) -> String {
+        keys::limit_pk(counter, &format!("{}#{shard}", self.subject()), hour)
+    }
+}
+
+/// A random shard of `shards`, other than those in `tried` while one is left.
+fn pick_shard(shards: u32, tried: &[u32]) -> u32 {
+    let random = |bound: u32| {
+        let bytes = uuid::Uuid::new_v4();
+        u32::from_le_bytes(bytes.as_bytes()[..4].try_into().unwrap_or([0; 4])) % bound.max(1)
+    };
+    let left: Vec<u32> = (0..shards).filter(|s| !tried.contains(s)).collect();
+    if left.is_empty() {
+        return random(shards);
+    }
+    left[random(left.len() as u32) as usize]
 }
 
 /// The length of a fixed window.
@@ -178,7 +252,9 @@ pub struct Taken {
 #[derive(Default)]
 struct Plan {
     items: Vec<TransactWriteItem>,
-    limits: Vec<(Limit, OffsetDateTime)>,
+    /// Per item: the limit it stands for, when it lifts, and for a shard of a service-wide
+    /// budget, which budget (its index in [`Budget::of`]).
+    limits: Vec<(Limit, OffsetDateTime, Option<usize>)>,
     taken: Taken,
 }
 
@@ -254,12 +330,83 @@ impl Limits {
     /// refusal names the first limit in the order of the phone's quotas, IP/hour,
     /// network/hour, cooldown, failures, global, country, prefix, the untrusted shares, with
     /// the seconds until it lifts.
+    ///
+    /// Each service-wide budget is spread over [`shards_for`] items and a request takes from
+    /// one at random; refused by a full shard alone, it tries another, up to [`SHARD_TRIES`].
     pub async fn take_allowance(
         &self,
         a: &Allowance<'_>,
         now: OffsetDateTime,
         with: Vec<TransactWriteItem>,
     ) -> Result<Result<Taken, Exceeded>, StoreError> {
+        let budgets = Budget::of(a.phone);
+        let shards: Vec<u32> = match a.sends {
+            Some(sends) => budgets
+                .iter()
+                .map(|b| shards_for(b.max(&sends.budgets)))
+                .collect(),
+            None => vec![1; budgets.len()],
+        };
+        let mut tried: Vec<Vec<u32>> = vec![Vec::new(); budgets.len()];
+        let mut picked: Vec<u32> = shards.iter().map(|&n| pick_shard(n, &[])).collect();
+        let mut attempt = 1;
+        loop {
+            let Plan {
+                mut items,
+                limits,
+                taken,
+            } = self.plan(a, now, &budgets, &shards, &picked)?;
+            items.extend(with.iter().cloned());
+            let Err(cancelled) = self.transact(items).await? else {
+                return Ok(Ok(taken));
+            };
+            let refused: Vec<usize> = (0..limits.len())
+                .filter(|&i| cancelled.condition_failed(i))
+                .collect();
+            let Some(&first) = refused.first() else {
+                return Err(cancelled.into_error());
+            };
+            // Only full shards refused: other shards of the same budgets may have room.
+            let only_shards = refused.iter().all(|&i| limits[i].2.is_some());
+            if only_shards && attempt < SHARD_TRIES {
+                let mut moved = false;
+                for &i in &refused {
+                    let Some(budget) = limits[i].2 else { continue };
+                    if !tried[budget].contains(&picked[budget]) {
+                        tried[budget].push(picked[budget]);
+                    }
+                    if (tried[budget].len() as u32) < shards[budget] {
+                        picked[budget] = pick_shard(shards[budget], &tried[budget]);
+                        moved = true;
+                    }
+                }
+                if moved {
+                    attempt += 1;
+                    continue;
+                }
+            }
+            let (limit, lifts_at, _) = limits[first];
+            // The cooldown lifts when the stored one does, not when a new one would.
+            let lifts_at = match (limit, cancelled.old_item(first)) {
+                (Limit::Cooldown, Some(old)) => old.time(UNTIL).unwrap_or(lifts_at),
+                _ => lifts_at,
+            };
+            return Ok(Err(Exceeded {
+                limit,
+                retry_after_secs: secs_until(now, lifts_at),
+            }));
+        }
+    }
+
+    /// The transaction of an allowance, with shard `picked[i]` of budget `budgets[i]`.
+    fn plan(
+        &self,
+        a: &Allowance<'_>,
+        now: OffsetDateTime,
+        budgets: &[Budget],
+        shards: &[u32],
+        picked: &[u32],
+    ) -> Result<Plan, StoreError> {
         let mut plan = Plan::default();
         let day = Window::containing(now, DAY);
         let hour = Window::containing(now, HOUR);
@@ -268,40 +415,28 @@ impl Limits {
                     max: u32,
                     units: u32,
                     window: Window,
-                    limit: Limit|
+                    limit: (Limit, Option<usize>)|
          -> Result<(), StoreError> {
             plan.items
                 .push(self.counter(pk.clone(), max, units, window.end)?);
             plan.taken.counters.push((pk, units));
-            plan.limits.push((limit, window.end));
+            plan.limits.push((limit.0, window.end, limit.1));
             Ok(())
         };
 
         for quota in a.per_phone {
             let window = Window::containing(now, quota.period.secs());
             let pk = keys::limit_pk(quota.counter, a.phone.as_str(), window.index);
-            take(&mut plan, pk, quota.max, 1, window, quota.limit)?;
+            take(&mut plan, pk, quota.max, 1, window, (quota.limit, None))?;
         }
 
         if let Some(client) = a.client {
             let pk = keys::limit_pk("ip-hour", client.ip, hour.index);
-            take(
-                &mut plan,
-                pk,
-                client.per_ip_per_hour,
-                1,
-                hour,
-                Limit::IpPerHour,
-            )?;
+            let limit = (Limit::IpPerHour, None);
+            take(&mut plan, pk, client.per_ip_per_hour, 1, hour, limit)?;
             let pk = keys::limit_pk("net-hour", client.network, hour.index);
-            take(
-                &mut plan,
-                pk,
-                client.per_network_per_hour,
-                1,
-                hour,
-                Limit::NetworkPerHour,
-            )?;
+            let limit = (Limit::NetworkPerHour, None);
+            take(&mut plan, pk, client.per_network_per_hour, 1, hour, limit)?;
         }
 
         if !a.cooldown.is_zero() {
@@ -323,81 +458,33 @@ impl Limits {
                 .build()?;
             plan.items
                 .push(TransactWriteItem::builder().put(put).build());
-            plan.limits.push((Limit::Cooldown, until));
+            plan.limits.push((Limit::Cooldown, until, None));
         }
 
         for cap in a.failure_caps {
             plan.items.push(self.failure_lock_check(cap, now)?);
-            plan.limits.push((Limit::PhoneFailures, day.end));
+            plan.limits.push((Limit::PhoneFailures, day.end, None));
         }
 
         if let Some(sends) = a.sends {
-            let budgets = sends.budgets;
-            let shards = global_shards(budgets.per_hour);
-            let shard = u32::from(uuid::Uuid::new_v4().as_bytes()[0]) % shards;
-            let country = format!("country#{}", a.phone.country_code());
-            let prefix = format!("prefix#{}", number_block(a.phone));
-            let budget_counters = [
-                (
-                    Limit::GlobalPerHour,
-                    format!("global#{shard}"),
-                    shard_capacity(budgets.per_hour, shards, shard),
-                ),
-                (
-                    Limit::CountryPerHour,
-                    country.clone(),
-                    budgets.per_country_per_hour,
-                ),
-                (
-                    Limit::PrefixPerHour,
-                    prefix.clone(),
-                    budgets.per_prefix_per_hour,
-                ),
-            ];
-            for (limit, subject, max) in &budget_counters {
-                let pk = keys::limit_pk("sends-hour", subject, hour.index);
-                take(&mut plan, pk, *max, sends.units, hour, *limit)?;
+            for (i, budget) in budgets.iter().enumerate() {
+                let max = budget.max(&sends.budgets);
+                let pk = budget.shard_pk("sends-hour", picked[i], hour.index);
+                let capacity = shard_capacity(max, shards[i], picked[i]);
+                let limit = (budget.limit(), Some(i));
+                take(&mut plan, pk, capacity, sends.units, hour, limit)?;
             }
             if let Some(percent) = sends.untrusted_share_percent {
-                for (_, subject, max) in &budget_counters {
-                    let pk = keys::limit_pk("untrusted-hour", subject, hour.index);
-                    let share = untrusted_share(*max, percent);
-                    take(
-                        &mut plan,
-                        pk,
-                        share,
-                        sends.units,
-                        hour,
-                        Limit::UntrustedShare,
-                    )?;
+                for (i, budget) in budgets.iter().enumerate() {
+                    let share = untrusted_share(budget.max(&sends.budgets), percent);
+                    let pk = budget.shard_pk("untrusted-hour", picked[i], hour.index);
+                    let capacity = shard_capacity(share, shards[i], picked[i]);
+                    let limit = (Limit::UntrustedShare, Some(i));
+                    take(&mut plan, pk, capacity, sends.units, hour, limit)?;
                 }
             }
         }
-
-        let Plan {
-            mut items,
-            limits,
-            taken,
-        } = plan;
-        items.extend(with);
-        let Err(cancelled) = self.transact(items).await? else {
-            return Ok(Ok(taken));
-        };
-        for (i, (limit, lifts_at)) in limits.iter().enumerate() {
-            if !cancelled.condition_failed(i) {
-                continue;
-            }
-            // The cooldown lifts when the stored one does, not when a new one would.
-            let lifts_at = match (limit, cancelled.old_item(i)) {
-                (Limit::Cooldown, Some(old)) => old.time(UNTIL).unwrap_or(*lifts_at),
-                _ => *lifts_at,
-            };
-            return Ok(Err(Exceeded {
-                limit: *limit,
-                retry_after_secs: secs_until(now, lifts_at),
-            }));
-        }
-        Err(cancelled.into_error())
+        Ok(plan)
     }
 
     /// Gives back what [`Limits::take_allowance`] took, with `with` (the request's own undo,
@@ -506,12 +593,12 @@ impl Limits {
             .await
     }
 
-    /// The units counted this hour under a budget: `global` (all shards), `country#<code>` or
-    /// `prefix#<block>`; `untrusted` for the untrusted share's counter.
+    /// The units counted this hour under `budget` (`untrusted`: its untrusted share's
+    /// counter), over all its shards: one BatchGetItem.
     pub async fn sends_this_hour(
         &self,
-        subject: &str,
-        per_hour: u32,
+        budget: &Budget,
+        budgets: &SendBudgets,
         untrusted: bool,
         now: OffsetDateTime,
     ) -> Result<u32, StoreError> {
@@ -521,14 +608,17 @@ impl Limits {
         } else {
             "sends-hour"
         };
-        if subject != "global" {
-            return self.count_of(keys::limit_pk(counter, subject, hour)).await;
-        }
+        let keys = (0..shards_for(budget.max(budgets)))
+            .map(|shard| {
+                HashMap::from([
+                    (PK.to_owned(), s(budget.shard_pk(counter, shard, hour))),
+                    (SK.to_owned(), s(keys::LIMIT_SK)),
+                ])
+            })
+            .collect();
         let mut total = 0;
-        for shard in 0..global_shards(per_hour) {
-            total += self
-                .count_of(keys::limit_pk(counter, &format!("global#{shard}"), hour))
-                .await?;
+        for item in self.batch_get_all(keys).await? {
+            total += item.number::<u32>(COUNT)?;
         }
         Ok(total)
     }
@@ -592,17 +682,27 @@ mod tests {
     }
 
     #[test]
-    fn the_global_budget_is_split_into_shards_that_add_up_to_it_exactly() {
-        assert_eq!(global_shards(10), 1);
-        assert_eq!(global_shards(250), 2);
-        assert_eq!(global_shards(1000), 10);
-        assert_eq!(global_shards(100_000), 10);
-        for per_hour in [1, 10, 99, 100, 101, 999, 1000, 1234, 100_000] {
-            let shards = global_shards(per_hour);
-            let total: u32 = (0..shards)
-                .map(|i| shard_capacity(per_hour, shards, i))
-                .sum();
-            assert_eq!(total, per_hour);
+    fn a_budget_is_split_into_shards_that_add_up_to_it_exactly() {
+        assert_eq!(shards_for(1), 1);
+        assert_eq!(shards_for(100), 1);
+        assert_eq!(shards_for(250), 3);
+        assert_eq!(shards_for(10_000), 100);
+        assert_eq!(shards_for(100_000_000), MAX_SHARDS);
+        for max in [1, 10, 99, 100, 101, 999, 1000, 1234, 100_000, 18_000_000] {
+            let shards = shards_for(max);
+            let total: u32 = (0..shards).map(|i| shard_capacity(max, shards, i)).sum();
+            assert_eq!(total, max);
+        }
+    }
+
+    #[test]
+    fn a_shard_is_picked_among_those_not_tried() {
+        for _ in 0..200 {
+            let picked = pick_shard(5, &[0, 1, 3]);
+            assert!(picked == 2 || picked == 4, "{picked}");
+            assert_eq!(pick_shard(3, &[0, 2]), 1);
+            assert!(pick_shard(2, &[0, 1]) < 2);
+            assert_eq!(pick_shard(1, &[]), 0);
         }
     }
 

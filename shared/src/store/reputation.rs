@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 
-use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, Put, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
 use time::OffsetDateTime;
 
 use super::item::{Item, millis_av, n, s, ttl_av};
@@ -180,8 +180,37 @@ fn trust_pk(phone: &PhoneNumber) -> String {
 const TRUST_SK: &str = "TRUST";
 const QUARANTINE_PK: &str = "QUARANTINE";
 const OVERRIDE_PK: &str = "QUARANTINE_OVERRIDE";
-fn stats_pk(d: &Destination, epoch: i64) -> String {
-    format!("QSTAT#{}#{epoch}", d.key())
+/// One shard of a destination's conversion counts in one window epoch.
+fn stats_pk(d: &Destination, epoch: i64, shard: u32) -> String {
+    format!("QSTAT#{}#{epoch}#{shard}", d.key())
+}
+
+/// How many items each destination's conversion counts are spread over (a country's take a
+/// write for each of its sends: at 5,000 a second, one item would be over DynamoDB's limit).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StatShards {
+    pub block: u32,
+    pub country: u32,
+}
+
+impl StatShards {
+    pub fn of(&self, d: &Destination) -> u32 {
+        match d {
+            Destination::Block(_) => self.block,
+            Destination::Country(_) => self.country,
+        }
+        .max(1)
+    }
+
+    /// A random shard of `d`'s.
+    pub fn pick(&self, d: &Destination) -> u32 {
+        let random = u32::from_le_bytes(
+            uuid::Uuid::new_v4().as_bytes()[..4]
+                .try_into()
+                .unwrap_or([0; 4]),
+        );
+        random % self.of(d)
+    }
 }
 const STATS_SK: &str = "QSTAT";
 
@@ -206,21 +235,23 @@ impl Reputation {
     pub async fn standing(
         &self,
         phone: &PhoneNumber,
-        buckets: Option<Buckets>,
+        buckets: Option<(Buckets, StatShards)>,
         now: OffsetDateTime,
     ) -> Result<Standing, StoreError> {
         let mut wanted = vec![key(trust_pk(phone), TRUST_SK)];
         let destinations = [Destination::block_of(phone), Destination::country_of(phone)];
-        if let Some(b) = buckets {
+        if let Some((b, shards)) = buckets {
             let epoch = b.epoch(b.index(now));
             for d in &destinations {
                 wanted.push(key(QUARANTINE_PK.to_owned(), &d.key()));
                 wanted.push(key(OVERRIDE_PK.to_owned(), &d.key()));
-                wanted.push(key(stats_pk(d, epoch), STATS_SK));
-                wanted.push(key(stats_pk(d, epoch - 1), STATS_SK));
+                for shard in 0..shards.of(d) {
+                    wanted.push(key(stats_pk(d, epoch, shard), STATS_SK));
+                    wanted.push(key(stats_pk(d, epoch - 1, shard), STATS_SK));
+                }
             }
         }
-        let items = self.batch_get(wanted).await?;
+        let items = self.batch_get_all(wanted).await?;
         let mut standing = Standing::default();
         for item in items {
             let pk = item.string(PK)?.to_owned();
@@ -229,7 +260,7 @@ impl Reputation {
                 standing.trusted_until = Some(item.time(UNTIL)?);
                 continue;
             }
-            let Some(b) = buckets else { continue };
+            let Some((b, _)) = buckets else { continue };
             let which = |key: &str| {
                 if key == destinations[0].key() {
                     Some(0)
@@ -242,7 +273,8 @@ impl Reputation {
             let (index, kind) = if pk == QUARANTINE_PK || pk == OVERRIDE_PK {
                 (which(&sk), pk.as_str())
             } else if let Some(rest) = pk.strip_prefix("QSTAT#") {
-                let subject = rest.rsplit_once('#').map(|(d, _)| d).unwrap_or_default();
+                // `<destination>#<epoch>#<shard>`
+                let subject = rest.rsplitn(3, '#').nth(2).unwrap_or_default();
                 (which(subject), "QSTAT")
             } else {
                 (None, "")
@@ -261,45 +293,10 @@ impl Reputation {
                 _ => target.buckets.extend(buckets_of(&item, b)),
             }
         }
+        for d in [&mut standing.block, &mut standing.country] {
+            d.buckets = merged(std::mem::take(&mut d.buckets));
+        }
         Ok(standing)
-    }
-
-    async fn batch_get(
-        &self,
-        keys: Vec<HashMap<String, AttributeValue>>,
-    ) -> Result<Vec<Item>, StoreError> {
-        let mut found = Vec::new();
-        let mut pending = Some(keys);
-        // Unprocessed keys (throttling) are asked for again, a few times.
-        for _ in 0..4 {
-            let Some(keys) = pending.take().filter(|k| !k.is_empty()) else {
-                break;
-            };
-            let request = KeysAndAttributes::builder().set_keys(Some(keys)).build()?;
-            let out = self
-                .client()
-                .batch_get_item()
-                .request_items(self.table(), request)
-                .send()
-                .await
-                .map_err(|e| StoreError::sdk("BatchGetItem", e))?;
-            if let Some(mut responses) = out.responses
-                && let Some(items) = responses.remove(self.table())
-            {
-                found.extend(items.into_iter().map(Item));
-            }
-            pending = out
-                .unprocessed_keys
-                .and_then(|mut u| u.remove(self.table()))
-                .map(|k| k.keys);
-        }
-        if pending.is_some_and(|k| !k.is_empty()) {
-            return Err(StoreError::Unavailable {
-                operation: "BatchGetItem",
-                cause: "keys left unprocessed".into(),
-            });
-        }
-        Ok(found)
     }
 
     /// The write that counts one send to `d` at `at`, for the guard's transaction.
@@ -308,8 +305,9 @@ impl Reputation {
         d: &Destination,
         at: OffsetDateTime,
         b: Buckets,
+        shard: u32,
     ) -> Result<TransactWriteItem, StoreError> {
-        let update = self.bucket_update(d, at, b, "s", 1)?;
+        let update = self.bucket_update(d, at, b, shard, "s", 1)?;
         Ok(TransactWriteItem::builder().update(update).build())
     }
 
@@ -320,19 +318,22 @@ impl Reputation {
         d: &Destination,
         at: OffsetDateTime,
         b: Buckets,
+        shard: u32,
     ) -> Result<TransactWriteItem, StoreError> {
-        let update = self.bucket_update(d, at, b, "s", -1)?;
+        let update = self.bucket_update(d, at, b, shard, "s", -1)?;
         Ok(TransactWriteItem::builder().update(update).build())
     }
 
-    /// Counts the verification of a send made at `sent_at` to `d`, in the send's bucket.
+    /// Counts the verification of a send made at `sent_at` to `d`, in the send's bucket (of
+    /// any shard: the shards are summed).
     pub async fn count_verified(
         &self,
         d: &Destination,
         sent_at: OffsetDateTime,
         b: Buckets,
+        shard: u32,
     ) -> Result<(), StoreError> {
-        let add = BucketAdd::new(d, sent_at, b, "v", 1);
+        let add = BucketAdd::new(d, sent_at, b, shard, "v", 1);
         self.client()
             .update_item()
             .table_name(self.table())
@@ -353,10 +354,11 @@ impl Reputation {
         d: &Destination,
         at: OffsetDateTime,
         b: Buckets,
+        shard: u32,
         what: &str,
         by: i64,
     ) -> Result<Update, StoreError> {
-        let add = BucketAdd::new(d, at, b, what, by);
+        let add = BucketAdd::new(d, at, b, shard, what, by);
         Ok(Update::builder()
             .table_name(self.table())
             .set_key(Some(key(add.pk, STATS_SK)))
@@ -536,11 +538,18 @@ struct BucketAdd {
 }
 
 impl BucketAdd {
-    fn new(d: &Destination, at: OffsetDateTime, b: Buckets, what: &str, by: i64) -> Self {
+    fn new(
+        d: &Destination,
+        at: OffsetDateTime,
+        b: Buckets,
+        shard: u32,
+        what: &str,
+        by: i64,
+    ) -> Self {
         let bucket = b.index(at);
         let epoch = b.epoch(bucket);
         BucketAdd {
-            pk: stats_pk(d, epoch),
+            pk: stats_pk(d, epoch, shard),
             attribute: format!("{what}{bucket}"),
             by,
             // Readable for the window after its own, then DynamoDB may delete it.
@@ -548,6 +557,21 @@ impl BucketAdd {
                 .unwrap_or(OffsetDateTime::UNIX_EPOCH),
         }
     }
+}
+
+/// The buckets of a destination's shards, one per bucket, summed.
+fn merged(buckets: Vec<Bucket>) -> Vec<Bucket> {
+    let mut by_end: std::collections::BTreeMap<OffsetDateTime, Bucket> = Default::default();
+    for b in buckets {
+        by_end
+            .entry(b.ends_at)
+            .and_modify(|m| {
+                m.sends += b.sends;
+                m.verified += b.verified;
+            })
+            .or_insert(b);
+    }
+    by_end.into_values().collect()
 }
 
 /// The buckets of a stats item.

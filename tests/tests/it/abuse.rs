@@ -278,12 +278,14 @@ async fn untrusted_requests_stop_at_their_share_while_trusted_ones_still_pass() 
     );
     let limits = app.store.limits();
     let now = app.clock.now();
+    let budgets = app.init.config.send_budgets;
+    let us = shared::store::rate_limits::Budget::Country(1);
     let untrusted = limits
-        .sends_this_hour("country#1", 10, true, now)
+        .sends_this_hour(&us, &budgets, true, now)
         .await
         .unwrap();
     let all = limits
-        .sends_this_hour("country#1", 10, false, now)
+        .sends_this_hour(&us, &budgets, false, now)
         .await
         .unwrap();
     assert_eq!((untrusted, all), (2, 7), "refusals consumed nothing");
@@ -630,7 +632,12 @@ async fn an_sms_takes_as_many_units_of_every_budget_as_it_has_segments() {
     assert_eq!(reply.body["segments"], 24);
     let limits = app.store.limits();
     let global = limits
-        .sends_this_hour("global", 30, false, app.clock.now())
+        .sends_this_hour(
+            &shared::store::rate_limits::Budget::Global,
+            &app.init.config.send_budgets,
+            false,
+            app.clock.now(),
+        )
         .await
         .unwrap();
     assert_eq!(global, 24);

@@ -45,26 +45,16 @@ fn assert_limited(reply: &Reply, limit: &str) {
 async fn counters(app: &TestApp, number: &PhoneNumber) -> (u32, u32, u32) {
     let limits = app.store.limits();
     let now = app.clock.now();
-    let per_hour = app.init.config.send_budgets.per_hour;
-    let global = limits
-        .sends_this_hour("global", per_hour, false, now)
-        .await
-        .unwrap();
-    let country = limits
-        .sends_this_hour(
-            &format!("country#{}", number.country_code()),
-            per_hour,
-            false,
-            now,
-        )
-        .await
-        .unwrap();
-    let block = shared::store::rate_limits::number_block(number);
-    let prefix = limits
-        .sends_this_hour(&format!("prefix#{block}"), per_hour, false, now)
-        .await
-        .unwrap();
-    (global, country, prefix)
+    let budgets = app.init.config.send_budgets;
+    let [global, country, prefix] = shared::store::rate_limits::Budget::of(number);
+    let mut counts = [0; 3];
+    for (count, budget) in counts.iter_mut().zip([global, country, prefix]) {
+        *count = limits
+            .sends_this_hour(&budget, &budgets, false, now)
+            .await
+            .unwrap();
+    }
+    (counts[0], counts[1], counts[2])
 }
 
 #[test]

@@ -27,6 +27,7 @@ use serde_json::json;
 use shared::config::Config;
 use shared::phone::PhoneNumber;
 use shared::store::Store;
+use shared::store::rate_limits::Budget;
 use shared::store::reputation::{Destination, Override};
 
 /// Numbers seeded when `POOL_NUMBERS` is not set: 555-01xx numbers are reserved for fiction.
@@ -202,10 +203,10 @@ async fn health(store: &Store, config: &Config, countries: &[&str]) -> anyhow::R
     let budgets = config.send_budgets;
     let limits = store.limits();
     let global = limits
-        .sends_this_hour("global", budgets.per_hour, false, now)
+        .sends_this_hour(&Budget::Global, &budgets, false, now)
         .await?;
     let untrusted = limits
-        .sends_this_hour("global", budgets.per_hour, true, now)
+        .sends_this_hour(&Budget::Global, &budgets, true, now)
         .await?;
     println!(
         "sends this hour: {global} of {} ({:.0} %), {untrusted} of them untrusted (their share: {} %)",
@@ -219,12 +220,7 @@ async fn health(store: &Store, config: &Config, countries: &[&str]) -> anyhow::R
             .parse()
             .with_context(|| format!("country calling code {country:?}"))?;
         let sent = limits
-            .sends_this_hour(
-                &format!("country#{code}"),
-                budgets.per_country_per_hour,
-                false,
-                now,
-            )
+            .sends_this_hour(&Budget::Country(code), &budgets, false, now)
             .await?;
         println!(
             "sends this hour to +{code}: {sent} of {}",
