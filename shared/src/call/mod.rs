@@ -3,6 +3,7 @@
 
 mod event;
 mod record;
+pub mod stats;
 
 pub use event::{
     CallEvent, CallId, EARLIEST_EVENT_TIME, EventId, EventInput, EventKind, IdError,

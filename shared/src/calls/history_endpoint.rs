@@ -1,6 +1,5 @@
 //! `GET /calls/history/{phone_number}` (one Query per page) and `.../stats`.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use lambda_http::http::StatusCode;
@@ -12,7 +11,7 @@ use time::format_description::well_known::Rfc3339;
 
 use super::Cursor;
 use crate::auth::{Authenticator, require_service_or_owner};
-use crate::call::{CallRecord, HistoryStatus, Outcome, Party};
+use crate::call::{CallRecord, HistoryStatus, Party};
 use crate::clock::rfc3339;
 use crate::http::{ApiError, Endpoint, Route, json, path_param, query_param};
 use crate::init::Init;
@@ -29,6 +28,7 @@ pub struct CallHistoryEndpoint {
     auth: Authenticator,
     secrets: Arc<SecretsCache>,
     calls: Calls,
+    clock: Arc<dyn crate::clock::Clock>,
 }
 
 const HISTORY: Route = Route::get("/calls/history/{phone_number}");
@@ -67,6 +67,7 @@ impl Endpoint for CallHistoryEndpoint {
             auth: Authenticator::new(init, Self::SECRETS, Self::NAME).await?,
             secrets: init.secrets(),
             calls: init.store().calls(),
+            clock: init.clock.clone(),
         })
     }
 
@@ -172,39 +173,21 @@ impl CallHistoryEndpoint {
         ))
     }
 
+    /// The number's statistics, from its monthly totals (kept as events land): one Query
+    /// whatever the size of the history.
     async fn stats(&self, number: &PhoneNumber) -> Result<Response<Body>, ApiError> {
-        let calls = self.calls.all_calls(number).await?;
-        let mut by_status: BTreeMap<&'static str, u64> =
-            HistoryStatus::ALL.iter().map(|s| (s.label(), 0)).collect();
-        let mut per_month: BTreeMap<String, u64> = BTreeMap::new();
-        let (mut completed, mut total_duration, mut total_talk) = (0u64, 0i64, 0i64);
-        for call in &calls {
-            *by_status
-                .entry(call.status_for(number).label())
-                .or_default() += 1;
-            if let Some(t) = call.call_time() {
-                let month = format!("{:04}-{:02}", t.year(), u8::from(t.month()));
-                *per_month.entry(month).or_default() += 1;
-            }
-            if call.outcome() == Outcome::Completed {
-                completed += 1;
-                total_duration += call.duration_seconds().unwrap_or(0);
-                total_talk += call.talk_seconds().unwrap_or(0);
-            }
-        }
-        let average = (completed > 0)
-            .then(|| (total_duration as f64 / completed as f64 * 10.0).round() / 10.0);
+        let stats = self.calls.stats(number, self.clock.now()).await?;
         Ok(json(
             StatusCode::OK,
             &json!({
                 "phone_number": number,
-                "total_calls": calls.len(),
-                "by_status": by_status,
-                "completed_calls": completed,
-                "total_duration_seconds": total_duration,
-                "average_duration_seconds": average,
-                "total_talk_seconds": total_talk,
-                "calls_per_month": per_month,
+                "total_calls": stats.total_calls,
+                "by_status": stats.by_status,
+                "completed_calls": stats.completed_calls,
+                "total_duration_seconds": stats.total_duration_seconds,
+                "average_duration_seconds": stats.average_duration_seconds(),
+                "total_talk_seconds": stats.total_talk_seconds,
+                "calls_per_month": stats.calls_per_month,
             }),
         ))
     }

@@ -5,7 +5,7 @@
 //! its history with one Query. The two records are always written together under the same
 //! conditions, so they never differ.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
 use aws_sdk_dynamodb::types::{
@@ -14,12 +14,12 @@ use aws_sdk_dynamodb::types::{
 };
 use time::OffsetDateTime;
 
-use super::item::{Item, millis, millis_av, s, ttl_av};
+use super::item::{Item, millis, millis_av, n, s, ttl_av};
 use super::keys::{
     self, CALLED_SK, CALLING_SK, GSI1, GSI1_PK, GSI1_SK, HISTORY_MAX_MILLIS, KIND, PK, SK, TTL,
 };
 use super::{StoreError, view};
-use crate::call::{CallEvent, CallId, CallRecord, EventKind, HistoryStatus, Outcome, Party};
+use crate::call::{CallEvent, CallId, CallRecord, EventKind, HistoryStatus, Outcome, Party, stats};
 use crate::phone::PhoneNumber;
 
 view! {
@@ -69,18 +69,70 @@ fn field(kind: EventKind) -> &'static str {
     }
 }
 
+/// A record's version: every write of a record that changes it checks the version it read
+/// and moves it on, so that the statistics' delta is taken from the record as it was.
+const VERSION: &str = "version";
+/// How many partitions a number's statistics are spread over: every event of a busy number's
+/// calls adds to its month in a transaction, and transactions on one item cancel each other
+/// (DynamoDB Local cancels them on one partition key). The shards are read by one Query each,
+/// sent together, and summed.
+pub const STATS_SHARDS: u32 = 8;
+/// How often an event is tried again when its call's record changed under it.
+const RECORD_RACES: u32 = 10;
+
+/// A stored time as it reads back (whole milliseconds).
+fn as_stored(t: OffsetDateTime) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(millis(t)) * 1_000_000).unwrap_or(t)
+}
+
 impl Calls {
     /// Records one event; any number of concurrent posts of it store it once, and events of a
-    /// call give the same record in any order (per kind, the earliest time wins).
-    /// `expires`: when the event and the call's records expire (their TTL; `None` keeps them).
+    /// call give the same record in any order (per kind, the earliest time wins). Each party's
+    /// monthly statistics move with the record in the same transaction: the record is read,
+    /// the event applied to it, and the write holds only if the record is still as read
+    /// (its version), else it is read again.
+    /// `expires`: when the event, the call's records and the month's statistics expire (their
+    /// TTL; `None` keeps them).
     pub async fn ingest_call_event(
         &self,
         event: &CallEvent,
         expires: Option<OffsetDateTime>,
     ) -> Result<Ingested, StoreError> {
-        let mut with_field = true;
-        loop {
-            let items = self.event_transaction(event, with_field, expires)?;
+        for _ in 0..RECORD_RACES {
+            let stored = self
+                .get_item(keys::call_pk(&event.call_id), CALLING_SK)
+                .await?;
+            let version: Option<u64> = match &stored {
+                Some(item) if item.0.contains_key(VERSION) => Some(item.number(VERSION)?),
+                _ => None,
+            };
+            let old = stored.map(record_from).transpose()?;
+            let agree = old
+                .as_ref()
+                .is_none_or(|r| r.calling == event.calling && r.called == event.called);
+            let mut new = old.clone().unwrap_or_else(|| CallRecord {
+                call_id: event.call_id.clone(),
+                calling: event.calling.clone().into(),
+                called: event.called.clone().into(),
+                initiated_at: None,
+                answered_at: None,
+                disconnected_at: None,
+            });
+            let at = as_stored(event.created_at);
+            let slot = match event.kind {
+                EventKind::Initiate => &mut new.initiated_at,
+                EventKind::Answer => &mut new.answered_at,
+                EventKind::Disconnect => &mut new.disconnected_at,
+            };
+            let changes = agree && slot.is_none_or(|t| t > at);
+            if changes {
+                *slot = Some(at);
+            }
+            let items = if changes {
+                self.change_transaction(event, expires, version, old.as_ref(), &new)?
+            } else {
+                self.event_only_transaction(event, expires)?
+            };
             let Err(cancelled) = self.transact(items).await? else {
                 return Ok(Ingested::Accepted);
             };
@@ -95,32 +147,34 @@ impl Calls {
                     Ingested::EventIdConflict
                 });
             }
-            let Some(refused) = (1..cancelled.0.len()).find(|&i| cancelled.condition_failed(i))
-            else {
-                return Err(cancelled.into_error());
-            };
-            let numbers_agree = cancelled.old_item(refused).is_some_and(|i| {
-                i.opt_string(CALLING) == Some(event.calling.as_str())
-                    && i.opt_string(CALLED) == Some(event.called.as_str())
-            });
-            if !numbers_agree {
-                return Ok(Ingested::NumbersConflict);
+            if !changes && cancelled.condition_failed(1) {
+                let numbers_agree = cancelled.old_item(1).is_some_and(|i| {
+                    i.opt_string(CALLING) == Some(event.calling.as_str())
+                        && i.opt_string(CALLED) == Some(event.called.as_str())
+                });
+                if !numbers_agree {
+                    return Ok(Ingested::NumbersConflict);
+                }
+                continue;
             }
-            if !with_field {
+            let raced = changes && (cancelled.condition_failed(1) || cancelled.condition_failed(2));
+            if !raced {
                 return Err(cancelled.into_error());
             }
-            // An earlier event of this kind is already recorded: keep it, record the event
-            // itself only.
-            with_field = false;
+            // The record changed since it was read: read it again.
         }
+        Err(StoreError::Unavailable {
+            operation: "TransactWriteItems",
+            cause: "the call's record kept changing".into(),
+        })
     }
 
-    fn event_transaction(
+    /// The event's own item, once by id.
+    fn event_put(
         &self,
         event: &CallEvent,
-        with_field: bool,
         expires: Option<OffsetDateTime>,
-    ) -> Result<Vec<TransactWriteItem>, StoreError> {
+    ) -> Result<TransactWriteItem, StoreError> {
         let mut put = Put::builder()
             .table_name(self.table())
             .item(PK, s(keys::event_pk(&event.event_id)))
@@ -136,39 +190,161 @@ impl Calls {
             .expression_attribute_names("#pk", PK)
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .build()?;
-        let mut items = vec![TransactWriteItem::builder().put(put).build()];
-        let numbers_agree =
-            "(attribute_not_exists(#calling) OR (#calling = :calling AND #called = :called))";
-        if !with_field {
-            let check = ConditionCheck::builder()
-                .table_name(self.table())
-                .key(PK, s(keys::call_pk(&event.call_id)))
-                .key(SK, s(CALLING_SK))
-                .condition_expression(numbers_agree)
-                .expression_attribute_names("#calling", CALLING)
-                .expression_attribute_names("#called", CALLED)
-                .expression_attribute_values(":calling", s(event.calling.as_str()))
-                .expression_attribute_values(":called", s(event.called.as_str()))
-                .return_values_on_condition_check_failure(
-                    ReturnValuesOnConditionCheckFailure::AllOld,
-                )
-                .build()?;
-            items.push(TransactWriteItem::builder().condition_check(check).build());
-            return Ok(items);
-        }
+        Ok(TransactWriteItem::builder().put(put).build())
+    }
+
+    /// An event that changes nothing of its call (an earlier one of its kind is recorded, or
+    /// its numbers are not the call's): the event itself, while the call's numbers are its.
+    fn event_only_transaction(
+        &self,
+        event: &CallEvent,
+        expires: Option<OffsetDateTime>,
+    ) -> Result<Vec<TransactWriteItem>, StoreError> {
+        let check = ConditionCheck::builder()
+            .table_name(self.table())
+            .key(PK, s(keys::call_pk(&event.call_id)))
+            .key(SK, s(CALLING_SK))
+            .condition_expression(NUMBERS_AGREE)
+            .expression_attribute_names("#calling", CALLING)
+            .expression_attribute_names("#called", CALLED)
+            .expression_attribute_values(":calling", s(event.calling.as_str()))
+            .expression_attribute_values(":called", s(event.called.as_str()))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .build()?;
+        Ok(vec![
+            self.event_put(event, expires)?,
+            TransactWriteItem::builder().condition_check(check).build(),
+        ])
+    }
+
+    /// An event that changes its call from `old` (at `version`) to `new`: the event, both
+    /// parties' records (while still at `version`) and what moves in each party's statistics.
+    fn change_transaction(
+        &self,
+        event: &CallEvent,
+        expires: Option<OffsetDateTime>,
+        version: Option<u64>,
+        old: Option<&CallRecord>,
+        new: &CallRecord,
+    ) -> Result<Vec<TransactWriteItem>, StoreError> {
+        let mut items = vec![self.event_put(event, expires)?];
+        let (condition, next) = match version {
+            Some(v) => ("#v = :v", v + 1),
+            None => ("attribute_not_exists(#v)", 1),
+        };
         for (sk, party) in [(CALLING_SK, &event.calling), (CALLED_SK, &event.called)] {
-            let update = self
-                .record_update(event, sk, party, expires)
-                .condition_expression(format!(
-                    "{numbers_agree} AND (attribute_not_exists(#field) OR #field > :time)"
-                ))
+            let mut update = self
+                .record_update(event, sk, party, expires, next)
+                .condition_expression(condition)
                 .return_values_on_condition_check_failure(
                     ReturnValuesOnConditionCheckFailure::AllOld,
-                )
-                .build()?;
-            items.push(TransactWriteItem::builder().update(update).build());
+                );
+            if let Some(v) = version {
+                update = update.expression_attribute_values(":v", n(v));
+            }
+            items.push(TransactWriteItem::builder().update(update.build()?).build());
+        }
+        // A record written before statistics were kept (no version) was never counted.
+        let counted = old.filter(|_| version.is_some());
+        let mut moves: BTreeMap<(String, String), stats::Counters> = BTreeMap::new();
+        let mut parties = vec![&event.calling];
+        if event.called != event.calling {
+            parties.push(&event.called);
+        }
+        for party in parties {
+            let before = counted.and_then(|r| stats::Contribution::of(r, party));
+            let after = stats::Contribution::of(new, party);
+            for (month, counters) in stats::delta(before.as_ref(), after.as_ref()) {
+                moves.insert((party.as_str().to_owned(), month), counters);
+            }
+        }
+        let shard = u32::from(uuid::Uuid::new_v4().as_bytes()[0]) % STATS_SHARDS;
+        for ((number, month), counters) in moves {
+            let pk = keys::call_stats_pk(&number, shard);
+            items.push(self.stats_add(pk, &month, &counters, expires)?);
         }
         Ok(items)
+    }
+
+    /// Adds `counters` to one month of one shard of a number's statistics.
+    fn stats_add(
+        &self,
+        pk: String,
+        month: &str,
+        counters: &stats::Counters,
+        expires: Option<OffsetDateTime>,
+    ) -> Result<TransactWriteItem, StoreError> {
+        let mut adds = Vec::new();
+        let mut update = Update::builder()
+            .table_name(self.table())
+            .key(PK, s(pk))
+            .key(SK, s(month));
+        for (i, (name, value)) in counters.iter().enumerate() {
+            adds.push(format!("#c{i} :c{i}"));
+            update = update
+                .expression_attribute_names(format!("#c{i}"), name)
+                .expression_attribute_values(format!(":c{i}"), n(*value));
+        }
+        let mut expression = format!("ADD {}", adds.join(", "));
+        if let Some(at) = expires {
+            // The month lives as long as its latest call.
+            expression.push_str(" SET #ttl = :ttl");
+            update = update
+                .expression_attribute_names("#ttl", TTL)
+                .expression_attribute_values(":ttl", ttl_av(at));
+        }
+        let update = update.update_expression(expression).build()?;
+        Ok(TransactWriteItem::builder().update(update).build())
+    }
+
+    /// A number's statistics: its months summed over its [`STATS_SHARDS`] partitions, one
+    /// Query each (a month is one item of about 200 bytes per shard: a million calls over ten
+    /// years are 120 items a shard, one page each). Months past
+    /// their expiry are skipped (DynamoDB deletes them late).
+    pub async fn stats(
+        &self,
+        number: &PhoneNumber,
+        now: OffsetDateTime,
+    ) -> Result<stats::CallStats, StoreError> {
+        let queries = (0..STATS_SHARDS).map(|shard| {
+            let query = self
+                .client()
+                .query()
+                .table_name(self.table())
+                .consistent_read(true)
+                .key_condition_expression("#pk = :pk")
+                .expression_attribute_names("#pk", PK)
+                .expression_attribute_values(":pk", s(keys::call_stats_pk(number.as_str(), shard)));
+            self.query_all(query)
+        });
+        // A shard's month may hold a call's move away without the move in (negative counts):
+        // the shards of a month are summed before the month is read.
+        let mut months: BTreeMap<String, stats::Counters> = BTreeMap::new();
+        for item in futures::future::try_join_all(queries)
+            .await?
+            .into_iter()
+            .flatten()
+        {
+            let expired =
+                item.0.contains_key(TTL) && item.number::<i64>(TTL)? <= now.unix_timestamp();
+            if expired {
+                continue;
+            }
+            let month = months.entry(item.string(SK)?.to_owned()).or_default();
+            for (name, value) in &item.0 {
+                if [PK, SK, TTL].contains(&name.as_str()) {
+                    continue;
+                }
+                if let Some(value) = value.as_n().ok().and_then(|v| v.parse::<i64>().ok()) {
+                    *month.entry(name.clone()).or_default() += value;
+                }
+            }
+        }
+        let mut total = stats::CallStats::new();
+        for (month, counters) in &months {
+            total.add_month(month, counters);
+        }
+        Ok(total)
     }
 
     /// The update that writes the event's time and the call's numbers into one party's record,
@@ -179,6 +355,7 @@ impl Calls {
         sk: &str,
         party: &PhoneNumber,
         expires: Option<OffsetDateTime>,
+        version: u64,
     ) -> aws_sdk_dynamodb::types::builders::UpdateBuilder {
         // The call sorts under its INITIATE time; until that arrives, under the time of the
         // first event seen.
@@ -198,8 +375,10 @@ impl Calls {
             .key(SK, s(sk))
             .update_expression(format!(
                 "SET #call_id = :call_id, #calling = :calling, #called = :called, \
-                 #field = :time, #gpk = :gpk, {sort_key}{ttl}"
+                 #field = :time, #gpk = :gpk, #v = :next, {sort_key}{ttl}"
             ))
+            .expression_attribute_names("#v", VERSION)
+            .expression_attribute_values(":next", n(version))
             .expression_attribute_names("#call_id", CALL_ID)
             .expression_attribute_names("#calling", CALLING)
             .expression_attribute_names("#called", CALLED)
@@ -288,17 +467,11 @@ impl Calls {
             .collect::<Result<_, _>>()?;
         Ok(HistoryPage { records, last_key })
     }
-
-    /// Every call of a number (for statistics): as many Queries as pages of 1 MB.
-    pub async fn all_calls(&self, number: &PhoneNumber) -> Result<Vec<CallRecord>, StoreError> {
-        let query = self.history_query(number, &HistoryFilter::default());
-        self.query_all(query)
-            .await?
-            .into_iter()
-            .map(record_from)
-            .collect()
-    }
 }
+
+/// The call's numbers are the event's (or the call is new).
+const NUMBERS_AGREE: &str =
+    "(attribute_not_exists(#calling) OR (#calling = :calling AND #called = :called))";
 
 /// A resume point as the cursor carries it: the key's string attributes.
 fn string_attributes<'a>(

@@ -89,6 +89,11 @@ pub fn call_pk(call: &CallId) -> String {
     format!("CALL#{call}")
 }
 pub const CALLING_SK: &str = "CALLING";
+
+/// One shard of a number's call statistics, one item per month (`2026-11`) under it.
+pub fn call_stats_pk(number: &str, shard: u32) -> String {
+    format!("CALLSTATS#{number}#{shard}")
+}
 pub const CALLED_SK: &str = "CALLED";
 
 /// A number's history partition in the by-phone index.

@@ -1,5 +1,6 @@
 //! Call events and call history against the local stack.
 
+use futures::StreamExt;
 use std::collections::{BTreeMap, BTreeSet};
 
 use devstack::traffic::{GeneratedCall, Generator, event_json};
@@ -723,4 +724,71 @@ async fn call_records_and_events_expire_after_the_retention_and_zero_keeps_them(
     let (_, call) = call_just_initiated();
     post_all(&app, &call.events[..1]).await;
     assert_eq!(call_ttls(&app, &call).await, [None, None, None]);
+}
+
+/// A number's stats are its monthly totals, kept as events land: a Query per shard (at most
+/// 10) however long the history, and the same figures as counting the calls one by one, with the
+/// events shuffled, duplicated and posted concurrently.
+#[tokio::test]
+async fn stats_are_one_query_of_monthly_totals_that_match_the_calls() {
+    let usage = tests::DynamoCalls::default();
+    let (init, clock, phone) = tests::init(&[]).await;
+    let init = init.with_dynamodb_interceptor(usage.clone());
+    let app = TestApp::spawn_with(init, clock, phone).await;
+    let mut generator = Generator::new(seed());
+    let numbers = generator.numbers(3);
+    let heavy = &numbers[0];
+    let end = OffsetDateTime::now_utc();
+    // 600 calls over three years: 37 months.
+    let calls = generator.calls_of(600, heavy, &numbers[1..], end, 3 * 365);
+    let events = generator.shuffled_events(&calls, 20);
+    let batches: Vec<Value> = events
+        .chunks(50)
+        .map(|chunk| Value::Array(chunk.iter().map(event_json).collect()))
+        .collect();
+    let replies: Vec<_> = futures::stream::iter(batches.iter().map(|b| app.post_events(b)))
+        .buffer_unordered(6)
+        .collect()
+        .await;
+    for reply in replies {
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        assert_eq!(reply.body["rejected"], 0, "{}", reply.body);
+    }
+
+    usage.take();
+    let stats = app.history(heavy, "/stats", &[], Some(SERVICE_KEY)).await;
+    assert_eq!(stats.status, 200, "{}", stats.body);
+    let used = usage.take();
+    let shards = u64::from(shared::store::calls::STATS_SHARDS);
+    assert_eq!(
+        used.calls.get("Query"),
+        Some(&shards),
+        "one Query a shard: {:?}",
+        used.calls
+    );
+    assert_eq!(used.calls.values().sum::<u64>(), shards, "{:?}", used.calls);
+    assert!(shards <= 10);
+
+    let records: Vec<_> = calls.iter().map(|c| c.expected.clone()).collect();
+    let expected = shared::call::stats::CallStats::of_records(&records, heavy);
+    assert_eq!(stats.body["total_calls"], 600);
+    assert_eq!(stats.body["total_calls"], expected.total_calls);
+    assert_eq!(stats.body["by_status"], json!(expected.by_status));
+    assert_eq!(stats.body["completed_calls"], expected.completed_calls);
+    assert_eq!(
+        stats.body["total_duration_seconds"],
+        expected.total_duration_seconds
+    );
+    assert_eq!(
+        stats.body["total_talk_seconds"],
+        expected.total_talk_seconds
+    );
+    assert_eq!(
+        stats.body["average_duration_seconds"],
+        json!(expected.average_duration_seconds())
+    );
+    assert_eq!(
+        stats.body["calls_per_month"],
+        json!(expected.calls_per_month)
+    );
 }
