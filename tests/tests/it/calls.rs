@@ -747,7 +747,7 @@ async fn stats_are_one_query_of_monthly_totals_that_match_the_calls() {
         .map(|chunk| Value::Array(chunk.iter().map(event_json).collect()))
         .collect();
     let replies: Vec<_> = futures::stream::iter(batches.iter().map(|b| app.post_events(b)))
-        .buffer_unordered(6)
+        .buffer_unordered(3)
         .collect()
         .await;
     for reply in replies {

@@ -203,7 +203,7 @@ async fn a_share_of_conflicts_and_throttling_is_retried_away_and_the_rest_is_503
     let app = app(&faults).await;
     let mut outcomes = Vec::new();
     for (i, fault) in [Fault::Conflict, Fault::Throttling].into_iter().enumerate() {
-        for _ in 0..6 {
+        for _ in 0..3 {
             let prepared = prepare(&app).await;
             faults.inject(fault, 25);
             for (what, reply) in every_write(&app, &prepared).await {
