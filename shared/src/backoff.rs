@@ -18,13 +18,8 @@ impl Backoff {
             .base
             .saturating_mul(1 << attempt.saturating_sub(1).min(16))
             .min(self.cap);
-        let random = u64::from_le_bytes(
-            uuid::Uuid::new_v4().as_bytes()[..8]
-                .try_into()
-                .unwrap_or([0; 8]),
-        );
         let bound_ms = bound.as_millis() as u64;
-        Duration::from_millis(random % (bound_ms + 1))
+        Duration::from_millis(crate::id::random_below(bound_ms + 1))
     }
 }
 

@@ -1,6 +1,14 @@
 //! Ids the service hands out (sessions, messages): random (v4) UUIDs, in their canonical
 //! hyphenated form only, so that one thing has one spelling in keys, URLs and logs.
 
+/// A random number below `bound` (at least 1), from the same source as the ids: for the
+/// choices that spread load (a shard, a backoff), not for secrets.
+pub(crate) fn random_below(bound: u64) -> u64 {
+    let bytes = uuid::Uuid::new_v4();
+    let random = u64::from_le_bytes(bytes.as_bytes()[..8].try_into().unwrap_or([0; 8]));
+    random % bound.max(1)
+}
+
 /// Declares an id type and its parse error.
 macro_rules! random_id {
     ($(#[$doc:meta])* $name:ident, $error:ident, $what:literal) => {

@@ -616,6 +616,13 @@ impl TestApp {
         self.send(req).await
     }
 
+    /// The SID of the call placed for `session`, as stored.
+    pub async fn call_sid_of(&self, session: &str) -> String {
+        let id = shared::session::SessionId::parse(session).unwrap();
+        let stored = self.store.sessions().get_session(&id).await.unwrap();
+        stored.and_then(|s| s.call_sid).expect("the SID was stored")
+    }
+
     /// `GET /sms/{id}` with the service key.
     pub async fn sms(&self, id: &str) -> Reply {
         self.send(

@@ -181,23 +181,31 @@ impl CallRecord {
     }
 }
 
+/// A call from +14155550101 to +14155550102 with its INITIATE, ANSWER and DISCONNECT at these
+/// seconds after a fixed instant (none where `None`), for the call domain's tests.
+#[cfg(test)]
+pub(crate) fn sample_record(i: Option<i64>, a: Option<i64>, d: Option<i64>) -> CallRecord {
+    let t = |s: i64| OffsetDateTime::from_unix_timestamp(1_800_000_000 + s).ok();
+    CallRecord {
+        call_id: CallId::parse("c1").unwrap(),
+        calling: PhoneNumber::parse("+14155550101").unwrap().into(),
+        called: PhoneNumber::parse("+14155550102").unwrap().into(),
+        initiated_at: i.and_then(t),
+        answered_at: a.and_then(t),
+        disconnected_at: d.and_then(t),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn t(s: i64) -> Option<OffsetDateTime> {
-        OffsetDateTime::from_unix_timestamp(1_800_000_000 + s).ok()
+    fn record(i: Option<i64>, a: Option<i64>, d: Option<i64>) -> CallRecord {
+        sample_record(i, a, d)
     }
 
-    fn record(i: Option<i64>, a: Option<i64>, d: Option<i64>) -> CallRecord {
-        CallRecord {
-            call_id: CallId::parse("c1").unwrap(),
-            calling: PhoneNumber::parse("+14155550101").unwrap().into(),
-            called: PhoneNumber::parse("+14155550102").unwrap().into(),
-            initiated_at: i.and_then(t),
-            answered_at: a.and_then(t),
-            disconnected_at: d.and_then(t),
-        }
+    fn t(s: i64) -> Option<OffsetDateTime> {
+        sample_record(Some(s), None, None).initiated_at
     }
 
     #[test]

@@ -152,22 +152,7 @@ impl CallStats {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::call::CallId;
-
-    fn t(s: i64) -> Option<OffsetDateTime> {
-        OffsetDateTime::from_unix_timestamp(1_800_000_000 + s).ok()
-    }
-
-    fn record(i: Option<i64>, a: Option<i64>, d: Option<i64>) -> CallRecord {
-        CallRecord {
-            call_id: CallId::parse("c1").unwrap(),
-            calling: PhoneNumber::parse("+14155550101").unwrap().into(),
-            called: PhoneNumber::parse("+14155550102").unwrap().into(),
-            initiated_at: i.and_then(t),
-            answered_at: a.and_then(t),
-            disconnected_at: d.and_then(t),
-        }
-    }
+    use crate::call::record::sample_record as record;
 
     #[test]
     fn each_event_moves_the_call_between_statuses_and_the_sum_is_the_final_record() {

@@ -258,7 +258,7 @@ impl Calls {
                 moves.insert((party.as_str().to_owned(), month), counters);
             }
         }
-        let shard = u32::from(uuid::Uuid::new_v4().as_bytes()[0]) % STATS_SHARDS;
+        let shard = crate::id::random_below(STATS_SHARDS.into()) as u32;
         for ((number, month), counters) in moves {
             let pk = keys::call_stats_pk(&number, shard);
             items.push(self.stats_add(pk, &month, &counters, expires)?);

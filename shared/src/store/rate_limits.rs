@@ -145,15 +145,11 @@ impl Budget {
 
 /// A random shard of `shards`, other than those in `tried` while one is left.
 fn pick_shard(shards: u32, tried: &[u32]) -> u32 {
-    let random = |bound: u32| {
-        let bytes = uuid::Uuid::new_v4();
-        u32::from_le_bytes(bytes.as_bytes()[..4].try_into().unwrap_or([0; 4])) % bound.max(1)
-    };
     let left: Vec<u32> = (0..shards).filter(|s| !tried.contains(s)).collect();
     if left.is_empty() {
-        return random(shards);
+        return crate::id::random_below(shards.into()) as u32;
     }
-    left[random(left.len() as u32) as usize]
+    left[crate::id::random_below(left.len() as u64) as usize]
 }
 
 /// The length of a fixed window.

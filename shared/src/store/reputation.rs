@@ -204,12 +204,7 @@ impl StatShards {
 
     /// A random shard of `d`'s.
     pub fn pick(&self, d: &Destination) -> u32 {
-        let random = u32::from_le_bytes(
-            uuid::Uuid::new_v4().as_bytes()[..4]
-                .try_into()
-                .unwrap_or([0; 4]),
-        );
-        random % self.of(d)
+        crate::id::random_below(self.of(d).into()) as u32
     }
 }
 const STATS_SK: &str = "QSTAT";

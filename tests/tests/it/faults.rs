@@ -59,14 +59,7 @@ async fn prepare(app: &TestApp) -> Prepared {
     let phone = random_phone();
     let session = app.start_session(&phone).await;
     let caller_id = app.caller_id(&phone).as_str().to_owned();
-    let id = shared::session::SessionId::parse(&session).unwrap();
-    let stored = app
-        .store
-        .sessions()
-        .get_session(&id)
-        .await
-        .unwrap()
-        .unwrap();
+    let call_sid = app.call_sid_of(&session).await;
     let sent = app
         .send_sms(&json!({"to": random_phone(), "body": "hello"}), None)
         .await;
@@ -78,7 +71,7 @@ async fn prepare(app: &TestApp) -> Prepared {
         session,
         phone,
         caller_id,
-        call_sid: stored.call_sid.expect("the SID was stored"),
+        call_sid,
         message_id: sent.body["id"].as_str().unwrap().to_owned(),
         message_sid: sent.body["provider_message_id"]
             .as_str()

@@ -55,15 +55,8 @@ async fn callback(
 /// A session whose call was placed (by the recording phone): its id and the call's SID.
 async fn placed_session(app: &TestApp) -> (String, String) {
     let session = app.start_session(&random_phone()).await;
-    let id = shared::session::SessionId::parse(&session).unwrap();
-    let stored = app
-        .store
-        .sessions()
-        .get_session(&id)
-        .await
-        .unwrap()
-        .unwrap();
-    (session, stored.call_sid.expect("the SID was stored"))
+    let sid = app.call_sid_of(&session).await;
+    (session, sid)
 }
 
 async fn call_status(app: &TestApp, session: &str) -> Value {
