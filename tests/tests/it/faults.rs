@@ -21,8 +21,17 @@ async fn app(faults: &Faults) -> TestApp {
         .await
         .http_client()
         .expect("the SDK's HTTP client");
+    // A retry partition of its own: the SDK's retry token bucket is one per partition for the
+    // whole process, and the faults drain it; the other tests' clients must keep theirs.
+    let partition = aws_sdk_dynamodb::config::retry::RetryPartition::new(format!(
+        "faults-{}",
+        uuid::Uuid::new_v4().simple()
+    ));
     TestApp::spawn_public_with(&[], secrets, true, move |init| {
-        init.with_dynamodb_config(|c| c.http_client(faults.client(inner)))
+        init.with_dynamodb_config(|c| {
+            c.http_client(faults.client(inner))
+                .retry_partition(partition)
+        })
     })
     .await
 }
