@@ -18,9 +18,20 @@ use crate::token::{self, TokenError};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Caller {
-    Service,
+    /// A holder of a service API key, named by the key's id (`service_key_id`).
+    Service { key_id: String },
     /// The holder of an access token for this number.
     Phone(PhoneNumber),
+}
+
+impl Caller {
+    /// The service key's id, for a service.
+    pub fn service_key_id(&self) -> Option<&str> {
+        match self {
+            Caller::Service { key_id } => Some(key_id),
+            Caller::Phone(_) => None,
+        }
+    }
 }
 
 /// The hex SHA-256 of an API key: what the secret stores. API keys are long random strings, so
@@ -29,8 +40,13 @@ pub fn hash_api_key(key: &str) -> String {
     hex::encode(Sha256::digest(key.as_bytes()))
 }
 
-fn is_service_key(secrets: &Secrets, presented: &str) -> bool {
-    let hash = hash_api_key(presented);
+/// A service key's id: the first 16 hex digits of its hash, as the secret lists it. It names
+/// the key (what it sent, the Idempotency-Keys it used) and says nothing of the key itself.
+pub fn service_key_id(key_hash: &str) -> String {
+    key_hash[..16].to_owned()
+}
+
+fn is_service_key(secrets: &Secrets, hash: &str) -> bool {
     secrets
         .service_api_key_hashes
         .iter()
@@ -107,8 +123,11 @@ impl Authenticator {
                 "send Authorization: Bearer <service key or access token>",
             ));
         };
-        if is_service_key(secrets, presented) {
-            return Ok(Caller::Service);
+        let hash = hash_api_key(presented);
+        if is_service_key(secrets, &hash) {
+            return Ok(Caller::Service {
+                key_id: service_key_id(&hash),
+            });
         }
         if self.accepts == Accepts::ServiceKeys {
             return Err(if token::looks_like_token(presented) {
@@ -140,7 +159,7 @@ impl Authenticator {
 /// A service, or the holder of a token for exactly `number`.
 pub fn require_service_or_owner(caller: &Caller, number: &PhoneNumber) -> Result<(), ApiError> {
     match caller {
-        Caller::Service => Ok(()),
+        Caller::Service { .. } => Ok(()),
         Caller::Phone(own) if own == number => Ok(()),
         Caller::Phone(_) => Err(ApiError::refused(
             ErrorCode::NotYourNumber,

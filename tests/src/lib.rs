@@ -27,6 +27,8 @@ use shared::telephony::{
 
 /// The service API key whose hash the stack's secret holds (`stackctl bootstrap`).
 pub const SERVICE_KEY: &str = "local-service-key";
+/// A second operator's service key: what one key sent, the other may not see.
+pub const OTHER_SERVICE_KEY: &str = "other-operators-service-key";
 
 /// The app signature the stack's secret allows (`stackctl bootstrap`).
 pub const APP_SIGNATURE: &str = "local-dev-signature";
@@ -257,8 +259,15 @@ impl TelephonyGateway for Phone {
         call: &'a FlashCall,
     ) -> BoxFuture<'a, Result<PlacedCall, TelephonyError>> {
         Box::pin(async move {
-            if let Some(error) = self.failure.lock().unwrap().clone() {
-                return Err(error);
+            let failure = self.failure.lock().unwrap().clone();
+            match failure {
+                // A call the provider got and did not answer for rings all the same.
+                Some(error) if error.is_ambiguous() => {
+                    self.calls.lock().unwrap().push(call.clone());
+                    return Err(error);
+                }
+                Some(error) => return Err(error),
+                None => {}
             }
             self.calls.lock().unwrap().push(call.clone());
             Ok(PlacedCall {
@@ -292,7 +301,10 @@ pub fn secrets_with(extra: Value) -> Arc<shared::secrets::SecretsCache> {
     let mut text = serde_json::json!({
         "token_signing_key": "test-signing-key-test-signing-key-42",
         "app_signatures": [APP_SIGNATURE],
-        "service_api_key_hashes": [shared::auth::hash_api_key(SERVICE_KEY)],
+        "service_api_key_hashes": [
+            shared::auth::hash_api_key(SERVICE_KEY),
+            shared::auth::hash_api_key(OTHER_SERVICE_KEY),
+        ],
         "code_hashing_key": "test-code-hashing-key-test-code-hashing",
     });
     if let (Some(base), Value::Object(extra)) = (text.as_object_mut(), extra) {
@@ -605,10 +617,15 @@ impl TestApp {
 
     /// `POST /sms/send` with the service key, and an Idempotency-Key if given.
     pub async fn send_sms(&self, body: &Value, key: Option<&str>) -> Reply {
+        self.send_sms_as(SERVICE_KEY, body, key).await
+    }
+
+    /// `POST /sms/send` with `service_key`, and an Idempotency-Key if given.
+    pub async fn send_sms_as(&self, service_key: &str, body: &Value, key: Option<&str>) -> Reply {
         let mut req = self
             .client
             .post(format!("{}/sms/send", self.url))
-            .bearer_auth(SERVICE_KEY)
+            .bearer_auth(service_key)
             .json(body);
         if let Some(key) = key {
             req = req.header("idempotency-key", key);
@@ -625,10 +642,15 @@ impl TestApp {
 
     /// `GET /sms/{id}` with the service key.
     pub async fn sms(&self, id: &str) -> Reply {
+        self.sms_as(SERVICE_KEY, id).await
+    }
+
+    /// `GET /sms/{id}` with `service_key`.
+    pub async fn sms_as(&self, service_key: &str, id: &str) -> Reply {
         self.send(
             self.client
                 .get(format!("{}/sms/{id}", self.url))
-                .bearer_auth(SERVICE_KEY),
+                .bearer_auth(service_key),
         )
         .await
     }

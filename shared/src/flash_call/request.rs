@@ -180,10 +180,11 @@ impl Endpoint for RequestEndpoint {
 }
 
 impl RequestEndpoint {
-    /// Places the call. Once the provider has it, the answer is 202 whatever happens next:
-    /// an error would invite a retry that rings the phone again, so a failure to store the
-    /// call's SID is only logged (the status callback can attach it later). A call that could
-    /// not be placed closes the session as failed, so that it is never left pending.
+    /// Places the call. Once the provider has it, or may have it (no answer came back), the
+    /// answer is 202 whatever happens next: an error would invite a retry that rings the phone
+    /// again, so a failure to store the call's SID is only logged (the status callback can
+    /// attach it later). A call that could not be placed closes the session as failed, so
+    /// that it is never left pending.
     async fn place_call(
         &self,
         session: &Session,
@@ -210,6 +211,12 @@ impl RequestEndpoint {
                 {
                     tracing::error!(%error, session_id = %session.id, "the call was placed but its SID could not be stored");
                 }
+                Ok(())
+            }
+            // The call may be ringing: the session stays pending (its status callback
+            // attaches the SID), and the answer is the 202, as a retry would ring twice.
+            Err(error) if error.is_ambiguous() => {
+                tracing::warn!(%error, session_id = %session.id, "flash call's outcome unknown: the session stays pending");
                 Ok(())
             }
             Err(error) => {

@@ -141,8 +141,11 @@ mod tests {
 /// A message's delivery status as Twilio reports it, in the order a message lives through
 /// them: `queued`/`accepted`/`scheduled` < `sending` < `sent` < `delivered` < `read`, and
 /// `failed`, `undelivered`, `canceled` terminal (they rank last, and none replaces another).
+/// `unknown` is ours, not Twilio's: the provider got the message and no answer came back; any
+/// callback settles it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum MessageStatus {
+    Unknown,
     Queued,
     Accepted,
     Scheduled,
@@ -156,7 +159,8 @@ pub enum MessageStatus {
 }
 
 impl MessageStatus {
-    pub const ALL: [MessageStatus; 10] = [
+    pub const ALL: [MessageStatus; 11] = [
+        MessageStatus::Unknown,
         MessageStatus::Queued,
         MessageStatus::Accepted,
         MessageStatus::Scheduled,
@@ -171,6 +175,7 @@ impl MessageStatus {
 
     pub fn as_str(self) -> &'static str {
         match self {
+            MessageStatus::Unknown => "unknown",
             MessageStatus::Queued => "queued",
             MessageStatus::Accepted => "accepted",
             MessageStatus::Scheduled => "scheduled",
@@ -188,10 +193,25 @@ impl MessageStatus {
         Self::ALL.into_iter().find(|status| status.as_str() == s)
     }
 
+    /// A status a Twilio callback may carry (every one but our `unknown`).
+    pub fn from_twilio(s: &str) -> Option<Self> {
+        Self::parse(s).filter(|status| *status != MessageStatus::Unknown)
+    }
+
+    /// Whether a callback with this status may replace `stored`: a higher rank, or anything
+    /// Twilio says of a message whose outcome was unknown.
+    pub fn replaces(self, stored: MessageStatus) -> bool {
+        self != MessageStatus::Unknown
+            && (stored == MessageStatus::Unknown || stored.rank() < self.rank())
+    }
+
     /// Position in the message's life; a callback may only move a message to a higher rank.
     pub fn rank(self) -> u8 {
         match self {
-            MessageStatus::Queued | MessageStatus::Accepted | MessageStatus::Scheduled => 0,
+            MessageStatus::Unknown
+            | MessageStatus::Queued
+            | MessageStatus::Accepted
+            | MessageStatus::Scheduled => 0,
             MessageStatus::Sending => 1,
             MessageStatus::Sent => 2,
             MessageStatus::Delivered => 3,
@@ -219,7 +239,11 @@ mod status_tests {
         }
         for status in super::MessageStatus::ALL {
             assert_eq!(super::MessageStatus::parse(status.as_str()), Some(status));
+            assert!(!Unknown.replaces(status), "{status:?}");
         }
+        assert!(Queued.replaces(Unknown) && Delivered.replaces(Unknown));
+        assert!(!Queued.replaces(Queued) && !Sent.replaces(Delivered));
+        assert_eq!(super::MessageStatus::from_twilio("unknown"), None);
     }
 }
 

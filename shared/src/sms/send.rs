@@ -11,7 +11,7 @@ use lambda_http::{Body, Request, Response};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::outbox::send_logged;
+use super::outbox::{Handed, send_logged};
 use super::{MAX_BODY_CHARS, MessageId, MessageStatus, segments};
 use crate::auth::Authenticator;
 use crate::clock::{Clock, rfc3339};
@@ -43,6 +43,11 @@ pub const IDEMPOTENCY_KEY_LIFETIME: Duration = Duration::from_secs(24 * 3600);
 /// this.
 const IN_PROGRESS_FOR: Duration = Duration::from_secs(30);
 
+/// How long a key stays in progress when the provider got the message and did not answer:
+/// its status callback settles it sooner (the retry then replays the message's entry); if
+/// none comes, the provider never had it, and a retry after this sends.
+const AMBIGUOUS_HOLD: Duration = Duration::from_secs(10 * 60);
+
 pub struct SmsSendEndpoint {
     config: Arc<Config>,
     clock: Arc<dyn Clock>,
@@ -70,21 +75,35 @@ struct Outgoing {
 }
 
 impl Outgoing {
-    /// The request as the key remembers it: the same recipient, sender and body are the same
-    /// request, however they were spelled.
-    fn hash(&self) -> String {
+    /// The request as the key remembers it: the same caller, recipient, sender and body are
+    /// the same request, however they were spelled.
+    fn hash(&self, caller: &str) -> String {
         let from = self.from.label();
-        let canonical = serde_json::json!([self.to.as_str(), from, self.body]);
+        let canonical = serde_json::json!([caller, self.to.as_str(), from, self.body]);
         hex::encode(Sha256::digest(canonical.to_string().as_bytes()))
     }
 }
 
+/// The 202: the message's id and what the provider made of it (`unknown` when it got the
+/// message and did not answer: the status callback settles it).
 #[derive(Debug, Serialize)]
 struct Accepted {
     id: MessageId,
     status: &'static str,
-    provider_message_id: String,
+    provider_message_id: Option<String>,
     segments: u32,
+}
+
+impl Accepted {
+    /// The 202 a message's entry stands for, once the provider's callback settled it.
+    fn of(record: &MessageRecord) -> Self {
+        Accepted {
+            id: record.id,
+            status: record.status.as_str(),
+            provider_message_id: record.provider_sid.clone(),
+            segments: record.segments,
+        }
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -138,20 +157,25 @@ impl Endpoint for SmsSendEndpoint {
         route: &'static Route,
         req: Request,
     ) -> Result<Response<Body>, ApiError> {
-        self.auth.caller(&req).await?;
+        let (caller, _) = self.auth.caller(&req).await?;
+        let caller = caller
+            .service_key_id()
+            .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("sms-send takes service keys only")))?
+            .to_owned();
         if *route == MESSAGE {
-            return self.show(&req).await;
+            return self.show(&req, &caller).await;
         }
         let key = idempotency_key(&req)?;
         let body: SendBody = json_body(&req)?;
         let outgoing = self.validate(body)?;
         let Some(key) = key else {
-            let accepted = self.send(&req, &outgoing).await?;
+            let (accepted, _) = self.send(&req, &caller, &outgoing).await?;
             return Ok(json(StatusCode::ACCEPTED, &accepted));
         };
-        let hash = outgoing.hash();
+        let hash = outgoing.hash(&caller);
         let key = KeyUse {
             endpoint: Self::NAME,
+            caller: &caller,
             key: &key,
             request_hash: &hash,
         };
@@ -168,28 +192,28 @@ impl Endpoint for SmsSendEndpoint {
                     "this Idempotency-Key was used with another request; use a new key",
                 ));
             }
-            Claim::InProgress => {
-                return Err(ApiError::refused(
-                    ErrorCode::IdempotencyKeyInProgress,
-                    "a request with this Idempotency-Key is still in progress; retry shortly",
-                ));
-            }
+            Claim::InProgress { resource } => return self.settle(key, resource.as_deref()).await,
             Claim::Completed { status, body } => {
                 tracing::info!("idempotent replay");
                 return Ok(replayed(status, body));
             }
         }
-        match self.send(&req, &outgoing).await {
-            Ok(accepted) => {
-                let text = serde_json::to_string(&accepted).map_err(anyhow::Error::from)?;
+        match self.send(&req, &caller, &outgoing).await {
+            Ok((accepted, Handed::Unknown)) => {
+                // Maybe sent: the key stays in progress, naming the message, until its
+                // callback settles it.
+                let until = self.clock.now() + AMBIGUOUS_HOLD;
                 if let Err(error) = self
                     .idempotency
-                    .complete(key, StatusCode::ACCEPTED.as_u16(), &text)
+                    .hold(key, until, &accepted.id.to_string())
                     .await
                 {
-                    // The message is sent: the answer is 202 whatever happens to the key.
-                    tracing::error!(%error, message_id = %accepted.id, "the Idempotency-Key's response could not be stored");
+                    tracing::error!(%error, message_id = %accepted.id, "the Idempotency-Key could not be held");
                 }
+                Ok(json(StatusCode::ACCEPTED, &accepted))
+            }
+            Ok((accepted, Handed::Sent(_))) => {
+                self.complete(key, &accepted).await;
                 Ok(json(StatusCode::ACCEPTED, &accepted))
             }
             Err(refused) => {
@@ -204,6 +228,52 @@ impl Endpoint for SmsSendEndpoint {
 }
 
 impl SmsSendEndpoint {
+    /// Stores the 202 for the key's replays.
+    async fn complete(&self, key: KeyUse<'_>, accepted: &Accepted) {
+        let stored = serde_json::to_string(accepted).map_err(anyhow::Error::from);
+        let stored = match stored {
+            Ok(text) => self
+                .idempotency
+                .complete(key, StatusCode::ACCEPTED.as_u16(), &text)
+                .await
+                .map_err(anyhow::Error::from),
+            Err(error) => Err(error),
+        };
+        if let Err(error) = stored {
+            // The message is sent: the answer is 202 whatever happens to the key.
+            tracing::error!(%error, message_id = %accepted.id, "the Idempotency-Key's response could not be stored");
+        }
+    }
+
+    /// A retry of a key in progress: 409 while the first request runs or its message's outcome
+    /// is unknown; once a status callback settled the message, the key is completed with the
+    /// message's entry and the retry replays it.
+    async fn settle(
+        &self,
+        key: KeyUse<'_>,
+        message: Option<&str>,
+    ) -> Result<Response<Body>, ApiError> {
+        let in_progress = || {
+            ApiError::refused(
+                ErrorCode::IdempotencyKeyInProgress,
+                "a request with this Idempotency-Key is still in progress, or its message's \
+                 outcome is not known yet; retry shortly",
+            )
+        };
+        let Some(id) = message.and_then(|id| MessageId::parse(id).ok()) else {
+            return Err(in_progress());
+        };
+        let record = self.messages.get(&id).await?;
+        let Some(record) = record.filter(|r| r.status != MessageStatus::Unknown) else {
+            return Err(in_progress());
+        };
+        let accepted = Accepted::of(&record);
+        self.complete(key, &accepted).await;
+        tracing::info!(message_id = %id, "idempotent replay of a settled message");
+        let text = serde_json::to_string(&accepted).map_err(anyhow::Error::from)?;
+        Ok(replayed(StatusCode::ACCEPTED.as_u16(), text))
+    }
+
     /// Everything that can be refused before anything is counted: the body, the sender, the
     /// recipient's country and number type.
     fn validate(&self, body: SendBody) -> Result<Outgoing, ApiError> {
@@ -252,14 +322,20 @@ impl SmsSendEndpoint {
 
     /// Takes the guard's allowance and writes the log entry in one transaction, then hands
     /// the message to the provider.
-    async fn send(&self, req: &Request, outgoing: &Outgoing) -> Result<Accepted, ApiError> {
+    async fn send(
+        &self,
+        req: &Request,
+        caller: &str,
+        outgoing: &Outgoing,
+    ) -> Result<(Accepted, Handed), ApiError> {
         let now = self.clock.now();
         let record = MessageRecord::queued(
             outgoing.to.clone(),
             outgoing.from.label(),
             outgoing.segments,
             now,
-        );
+        )
+        .sent_by(caller);
         let per_phone = [Quota {
             counter: "sms-recipient-hour",
             limit: Limit::RecipientPerHour,
@@ -294,7 +370,7 @@ impl SmsSendEndpoint {
             }),
             one_time_code: None,
         };
-        let sent = send_logged(
+        let handed = send_logged(
             self.telephony.as_ref(),
             &self.messages,
             self.clock.as_ref(),
@@ -303,19 +379,28 @@ impl SmsSendEndpoint {
             &message,
         )
         .await?;
-        Ok(Accepted {
+        let (status, provider_message_id) = match &handed {
+            Handed::Sent(sent) => (
+                MessageStatus::parse(&sent.status).unwrap_or(MessageStatus::Queued),
+                Some(sent.sid.clone()),
+            ),
+            Handed::Unknown => (MessageStatus::Unknown, None),
+        };
+        let accepted = Accepted {
             id: record.id,
-            status: MessageStatus::parse(&sent.status)
-                .unwrap_or(MessageStatus::Queued)
-                .as_str(),
-            provider_message_id: sent.sid,
+            status: status.as_str(),
+            provider_message_id,
             segments: outgoing.segments,
-        })
+        };
+        Ok((accepted, handed))
     }
 
-    async fn show(&self, req: &Request) -> Result<Response<Body>, ApiError> {
+    /// A message's entry, to the service key that sent it only: another key is told no
+    /// message has this id.
+    async fn show(&self, req: &Request, caller: &str) -> Result<Response<Body>, ApiError> {
         let id = MessageId::parse(&path_param(req, "id")?).map_err(|e| ApiError::field("id", e))?;
-        let Some(record) = self.messages.get(&id).await? else {
+        let record = self.messages.get(&id).await?;
+        let Some(record) = record.filter(|r| r.is_visible_to(caller)) else {
             return Err(ApiError::refused(
                 ErrorCode::MessageNotFound,
                 "no message has this id",

@@ -23,16 +23,27 @@ const IN_PROGRESS_UNTIL: &str = "in_progress_until";
 const EXPIRES_AT: &str = "expires_at";
 const RESPONSE_STATUS: &str = "response_status";
 const RESPONSE_BODY: &str = "response_body";
+/// What the request made, once it knows (`sms-send`: the message's id).
+const RESOURCE: &str = "resource";
 const KIND_IDEMPOTENCY: &str = "idempotency";
 const IN_PROGRESS: &str = "in_progress";
 const COMPLETED: &str = "completed";
 
-/// One key of one endpoint, and the hash of the request that came with it.
+/// One key of one caller at one endpoint, and the hash of the request that came with it
+/// (which covers the caller too).
 #[derive(Debug, Clone, Copy)]
 pub struct KeyUse<'a> {
     pub endpoint: &'a str,
+    /// Who uses the key: a service key's id. Keys are scoped to it.
+    pub caller: &'a str,
     pub key: &'a str,
     pub request_hash: &'a str,
+}
+
+impl KeyUse<'_> {
+    fn pk(&self) -> String {
+        keys::idempotency_pk(self.endpoint, self.caller, self.key)
+    }
 }
 
 /// What claiming a key found.
@@ -42,8 +53,9 @@ pub enum Claim {
     Claimed,
     /// The key was used with another request.
     Reused,
-    /// The first request with this key has not finished.
-    InProgress,
+    /// The first request with this key has not finished, or its outcome is not known yet;
+    /// `resource` is what it made, if it said (`hold`).
+    InProgress { resource: Option<String> },
     /// The first request finished with this response.
     Completed { status: u16, body: String },
 }
@@ -63,7 +75,7 @@ impl Idempotency {
             .client()
             .put_item()
             .table_name(self.table())
-            .item(PK, s(keys::idempotency_pk(key.endpoint, key.key)))
+            .item(PK, s(key.pk()))
             .item(SK, s(keys::IDEMPOTENCY_SK))
             .item(keys::KIND, s(KIND_IDEMPOTENCY))
             .item(REQUEST_HASH, s(key.request_hash))
@@ -102,7 +114,9 @@ impl Idempotency {
             return Ok(Claim::Reused);
         }
         if old.string(STATE)? != COMPLETED {
-            return Ok(Claim::InProgress);
+            return Ok(Claim::InProgress {
+                resource: old.opt_string(RESOURCE).map(str::to_owned),
+            });
         }
         Ok(Claim::Completed {
             status: old.number(RESPONSE_STATUS)?,
@@ -121,7 +135,7 @@ impl Idempotency {
             .client()
             .update_item()
             .table_name(self.table())
-            .key(PK, s(keys::idempotency_pk(key.endpoint, key.key)))
+            .key(PK, s(key.pk()))
             .key(SK, s(keys::IDEMPOTENCY_SK))
             .update_expression(
                 "SET #state = :completed, #status = :status, #body = :body REMOVE #until",
@@ -148,6 +162,42 @@ impl Idempotency {
         }
     }
 
+    /// Keeps the key in progress until `until` for a request whose outcome is not known yet
+    /// (the provider got it and did not answer), naming what it made: retries see it in
+    /// progress, and the endpoint can settle it from `resource` once that is known.
+    pub async fn hold(
+        &self,
+        key: KeyUse<'_>,
+        until: OffsetDateTime,
+        resource: &str,
+    ) -> Result<(), StoreError> {
+        let update = self
+            .client()
+            .update_item()
+            .table_name(self.table())
+            .key(PK, s(key.pk()))
+            .key(SK, s(keys::IDEMPOTENCY_SK))
+            .update_expression("SET #until = :until, #resource = :resource")
+            .condition_expression("#state = :in_progress AND #hash = :hash")
+            .expression_attribute_names("#state", STATE)
+            .expression_attribute_names("#until", IN_PROGRESS_UNTIL)
+            .expression_attribute_names("#resource", RESOURCE)
+            .expression_attribute_names("#hash", REQUEST_HASH)
+            .expression_attribute_values(":in_progress", s(IN_PROGRESS))
+            .expression_attribute_values(":until", millis_av(until))
+            .expression_attribute_values(":resource", s(resource))
+            .expression_attribute_values(":hash", s(key.request_hash))
+            .send()
+            .await;
+        match update {
+            Ok(_) => Ok(()),
+            Err(e) if condition_failed(&e) => Err(StoreError::Malformed(
+                "the idempotency key was no longer in progress".into(),
+            )),
+            Err(e) => Err(StoreError::sdk("UpdateItem", e)),
+        }
+    }
+
     /// Frees a key whose request failed before it changed anything, so that a retry can
     /// succeed. A key completed, or claimed again since, is left alone.
     pub async fn release(&self, key: KeyUse<'_>) -> Result<(), StoreError> {
@@ -155,7 +205,7 @@ impl Idempotency {
             .client()
             .delete_item()
             .table_name(self.table())
-            .key(PK, s(keys::idempotency_pk(key.endpoint, key.key)))
+            .key(PK, s(key.pk()))
             .key(SK, s(keys::IDEMPOTENCY_SK))
             .condition_expression("#state = :in_progress AND #hash = :hash")
             .expression_attribute_names("#state", STATE)

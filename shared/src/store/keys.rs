@@ -126,12 +126,13 @@ pub fn message_id_of(pk: &str) -> Option<MessageId> {
     MessageId::parse(pk.strip_prefix("MESSAGE#")?).ok()
 }
 
-/// An Idempotency-Key of an endpoint, by the SHA-256 of the key: a caller's string never
-/// becomes part of a key as it is, and every key has the same length.
-pub fn idempotency_pk(endpoint: &str, key: &str) -> String {
+/// An Idempotency-Key of one caller (a service key's id) at an endpoint, by the SHA-256 of the
+/// key: a caller's string never becomes part of a key as it is, every key has the same length,
+/// and two callers' keys never meet.
+pub fn idempotency_pk(endpoint: &str, caller: &str, key: &str) -> String {
     use sha2::{Digest, Sha256};
     format!(
-        "IDEMPOTENCY#{endpoint}#{}",
+        "IDEMPOTENCY#{endpoint}#{caller}#{}",
         hex::encode(Sha256::digest(key.as_bytes()))
     )
 }

@@ -27,6 +27,7 @@ const CREATED_AT: &str = "created_at";
 const UPDATED_AT: &str = "updated_at";
 /// `[{status, at}]`, one entry per status rank at most: statuses only move forward.
 const HISTORY: &str = "history";
+const SENT_BY: &str = "sent_by";
 const KIND_MESSAGE: &str = "message";
 
 /// How long a message's log entry is kept.
@@ -46,6 +47,8 @@ pub struct MessageRecord {
     pub created_at: OffsetDateTime,
     pub updated_at: OffsetDateTime,
     pub history: Vec<(MessageStatus, OffsetDateTime)>,
+    /// The id of the service key that sent it (`sms-send`); none for a verification's code.
+    pub sent_by: Option<String>,
 }
 
 impl MessageRecord {
@@ -62,7 +65,24 @@ impl MessageRecord {
             created_at: now,
             updated_at: now,
             history: vec![(MessageStatus::Queued, now)],
+            sent_by: None,
         }
+    }
+
+    /// The same, sent by the service key `key_id`.
+    pub fn sent_by(self, key_id: &str) -> Self {
+        MessageRecord {
+            sent_by: Some(key_id.to_owned()),
+            ..self
+        }
+    }
+
+    /// Whether the service key `key_id` may read this entry: the key that sent it, or any for
+    /// a verification's code (which no key sent).
+    pub fn is_visible_to(&self, key_id: &str) -> bool {
+        self.sent_by
+            .as_deref()
+            .is_none_or(|sender| sender == key_id)
     }
 }
 
@@ -102,6 +122,9 @@ fn message_item(record: &MessageRecord) -> HashMap<String, AttributeValue> {
     }
     if let Some(code) = record.error_code {
         item.insert(ERROR_CODE.to_owned(), n(code));
+    }
+    if let Some(key_id) = &record.sent_by {
+        item.insert(SENT_BY.to_owned(), s(key_id));
     }
     item
 }
@@ -160,6 +183,44 @@ impl Messages {
             .await
     }
 
+    /// Marks a message whose hand-over had no answer as `unknown`: only from `queued` (a
+    /// callback that came first stays).
+    pub async fn mark_unknown(
+        &self,
+        id: &MessageId,
+        at: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        let update = self
+            .client()
+            .update_item()
+            .table_name(self.table())
+            .key(PK, s(keys::message_pk(id)))
+            .key(SK, s(keys::MESSAGE_SK))
+            .update_expression(
+                "SET #status = :unknown, #updated = :at, \
+                 #history = list_append(if_not_exists(#history, :empty), :entry)",
+            )
+            .condition_expression("#status = :queued")
+            .expression_attribute_names("#status", STATUS)
+            .expression_attribute_names("#updated", UPDATED_AT)
+            .expression_attribute_names("#history", HISTORY)
+            .expression_attribute_values(":unknown", s(MessageStatus::Unknown.as_str()))
+            .expression_attribute_values(":queued", s(MessageStatus::Queued.as_str()))
+            .expression_attribute_values(":at", millis_av(at))
+            .expression_attribute_values(":empty", AttributeValue::L(Vec::new()))
+            .expression_attribute_values(
+                ":entry",
+                AttributeValue::L(vec![history_entry(MessageStatus::Unknown, at)]),
+            )
+            .send()
+            .await;
+        match update {
+            Ok(_) => Ok(true),
+            Err(e) if condition_failed(&e) => Ok(false),
+            Err(e) => Err(StoreError::sdk("UpdateItem", e)),
+        }
+    }
+
     pub async fn get(&self, id: &MessageId) -> Result<Option<MessageRecord>, StoreError> {
         self.get_item(keys::message_pk(id), keys::MESSAGE_SK)
             .await?
@@ -196,7 +257,7 @@ impl Messages {
     ) -> Result<bool, StoreError> {
         let lower: Vec<&'static str> = MessageStatus::ALL
             .into_iter()
-            .filter(|s| s.rank() < status.rank())
+            .filter(|stored| status.replaces(*stored))
             .map(MessageStatus::as_str)
             .collect();
         let Some((below, values)) = one_of(&lower) else {
@@ -288,6 +349,7 @@ fn record_from(item: Item) -> Result<MessageRecord, StoreError> {
         created_at: item.time(CREATED_AT)?,
         updated_at: item.time(UPDATED_AT)?,
         history,
+        sent_by: item.opt_string(SENT_BY).map(str::to_owned),
         id,
     })
 }

@@ -96,9 +96,14 @@ pub enum TelephonyError {
     /// The provider is throttling outbound calls (HTTP 429, Twilio error 20429).
     #[error("the provider is throttling: {}", error_code(*.code))]
     Throttled { code: Option<u32> },
-    /// No usable answer after the retries: 5xx, a timeout, or no connection.
+    /// No usable answer after the retries, and nothing created: a 5xx, no connection.
     #[error("the provider is unavailable: {0}")]
     Unavailable(String),
+    /// The request reached the provider and no answer came back (a timeout, a connection cut
+    /// mid-answer, a success without its SID): the call or message may exist. Never retried,
+    /// never taken as "not sent": the status callback settles it.
+    #[error("the provider's outcome is unknown: {0}")]
+    Ambiguous(String),
 }
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -112,8 +117,13 @@ impl TelephonyError {
     pub fn provider_code(&self) -> Option<u32> {
         match self {
             TelephonyError::Rejected { code, .. } | TelephonyError::Throttled { code } => *code,
-            TelephonyError::Unavailable(_) => None,
+            TelephonyError::Unavailable(_) | TelephonyError::Ambiguous(_) => None,
         }
+    }
+
+    /// Whether the provider may have placed the call or taken the message.
+    pub fn is_ambiguous(&self) -> bool {
+        matches!(self, TelephonyError::Ambiguous(_))
     }
 }
 

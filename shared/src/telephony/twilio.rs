@@ -117,8 +117,8 @@ impl TwilioGateway {
 
     /// POSTs a form to `url(account SID)` with the account's credentials. Only a request that
     /// never reached Twilio (no connection) is sent again, and a 5xx or 429, which Twilio
-    /// answers without creating anything: a timeout may have created the call or the message,
-    /// and a second POST would ring the phone or text it twice.
+    /// answers without creating anything: a timeout may have created the call or the message
+    /// (`Ambiguous`), and a second POST would ring the phone or text it twice.
     pub(crate) async fn post<T: serde::de::DeserializeOwned>(
         &self,
         resource: &str,
@@ -167,8 +167,9 @@ impl TwilioGateway {
                     let header_delay = retry_after(&response);
                     let body = response.bytes().await.unwrap_or_default();
                     if status.is_success() {
+                        // Twilio created it; without the SID its callbacks will tell.
                         return serde_json::from_slice::<T>(&body).map_err(|_| {
-                            TelephonyError::Unavailable(format!(
+                            TelephonyError::Ambiguous(format!(
                                 "Twilio's answer to {resource} has no SID"
                             ))
                         });
@@ -185,13 +186,20 @@ impl TwilioGateway {
                     tracing::warn!(attempt, resource, "Twilio unreachable; retrying");
                     None
                 }
+                // Never connected: Twilio cannot have acted on it.
+                Err(e) if e.is_connect() => {
+                    return Err(TelephonyError::Unavailable(
+                        "Twilio could not be reached".into(),
+                    ));
+                }
+                // Sent, and no answer: the call or the message may exist.
                 Err(e) => {
                     let what = if e.is_timeout() {
                         "timed out"
                     } else {
-                        "failed"
+                        "lost its answer"
                     };
-                    return Err(TelephonyError::Unavailable(format!(
+                    return Err(TelephonyError::Ambiguous(format!(
                         "the request to Twilio {what}"
                     )));
                 }

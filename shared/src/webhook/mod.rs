@@ -127,7 +127,7 @@ impl TwilioWebhookEndpoint {
         let Some(status) = form
             .get("MessageStatus")
             .or_else(|| form.get("SmsStatus"))
-            .and_then(MessageStatus::parse)
+            .and_then(MessageStatus::from_twilio)
         else {
             return Err(ApiError::field(
                 "MessageStatus",

@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
 mod abuse;
+mod ambiguous;
 mod bad_input;
 mod calls;
 mod concurrency;

@@ -37,6 +37,7 @@ async fn new_message(store: &shared::store::Messages, now: time::OffsetDateTime)
         created_at: now,
         updated_at: now,
         history: vec![(MessageStatus::Accepted, now)],
+        sent_by: None,
     };
     store.put(&record).await.unwrap();
     id

@@ -228,6 +228,45 @@ async fn verifys_start_refusals_map_to_our_contract_and_give_the_send_back() {
     assert_eq!(again.status, 202, "{}", again.body);
 }
 
+#[tokio::test]
+async fn a_verify_start_without_an_answer_keeps_the_verification_and_its_send() {
+    let verify = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path(verifications()))
+        .respond_with(
+            ResponseTemplate::new(201)
+                .set_body_json(json!({"sid": VERIFICATION, "status": "pending"}))
+                .set_delay(std::time::Duration::from_millis(1500)),
+        )
+        .mount(&verify)
+        .await;
+    let app = TestApp::spawn_public(
+        &[
+            ("VERIFY_SERVICE_SID", SERVICE),
+            ("TWILIO_VERIFY_BASE_URL", verify.uri().as_str()),
+            ("TWILIO_REQUEST_TIMEOUT_MS", "300"),
+            ("MAX_CODE_SENDS_PER_PHONE_PER_HOUR", "1"),
+        ],
+        secrets(json!({})),
+        true,
+    )
+    .await;
+    let phone = random_phone();
+    let started = app.start_code(phone.as_str(), json!({})).await;
+    assert_eq!(started.status, 202, "{}", started.body);
+    assert_eq!(
+        verify.received_requests().await.unwrap().len(),
+        1,
+        "never sent twice"
+    );
+    assert!(
+        app.store.codes().current(&phone).await.unwrap().is_some(),
+        "Verify may have sent the code: the verification is kept"
+    );
+    let again = app.start_code(phone.as_str(), json!({})).await;
+    assert_eq!(again.status, 429, "the send was kept: {}", again.body);
+}
+
 /// The secret's test numbers: `number` (not a valid number: 555 is no area code) for the next
 /// 30 days, and a valid number whose time is over.
 pub fn test_numbers(number: &str) -> Value {

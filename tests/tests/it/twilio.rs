@@ -184,7 +184,7 @@ async fn a_400_from_twilio_is_not_retried_and_its_error_is_read() {
 }
 
 #[tokio::test]
-async fn a_timeout_is_not_retried_because_the_call_may_exist() {
+async fn a_timeout_is_not_retried_and_is_ambiguous_because_the_call_may_exist() {
     let twilio = MockServer::start().await;
     Mock::given(method("POST"))
         .respond_with(created().set_delay(Duration::from_secs(3)))
@@ -195,7 +195,7 @@ async fn a_timeout_is_not_retried_because_the_call_may_exist() {
         .place_flash_call(&flash_call())
         .await;
     assert!(
-        matches!(placed, Err(TelephonyError::Unavailable(_))),
+        matches!(placed, Err(TelephonyError::Ambiguous(_))),
         "{placed:?}"
     );
     assert_eq!(twilio.received_requests().await.unwrap().len(), 1);
@@ -338,7 +338,7 @@ async fn the_message_request_satisfies_twilios_own_contract_from_a_number_or_a_s
 }
 
 #[tokio::test]
-async fn a_message_post_that_timed_out_is_not_sent_again() {
+async fn a_message_post_that_timed_out_is_not_sent_again_and_is_ambiguous() {
     let twilio = MockServer::start().await;
     Mock::given(method("POST"))
         .and(path(format!("/2010-04-01/Accounts/{SID}/Messages.json")))
@@ -351,7 +351,7 @@ async fn a_message_post_that_timed_out_is_not_sent_again() {
         )))
         .await;
     assert!(
-        matches!(sent, Err(TelephonyError::Unavailable(_))),
+        matches!(sent, Err(TelephonyError::Ambiguous(_))),
         "{sent:?}"
     );
     assert_eq!(twilio.received_requests().await.unwrap().len(), 1);
@@ -419,21 +419,19 @@ async fn an_sms_send_through_a_twilio_5xx_then_a_201_sends_once_and_replays_with
 }
 
 #[tokio::test]
-async fn an_sms_send_twilio_does_not_answer_in_time_is_a_503_logged_failed_with_its_key_released() {
+async fn an_sms_send_twilio_does_not_answer_in_time_is_unknown_with_its_key_held() {
     let twilio = MockServer::start().await;
     Mock::given(method("POST"))
         .and(path(messages_path()))
         .respond_with(message_created().set_delay(Duration::from_millis(1500)))
-        .up_to_n_times(1)
         .mount(&twilio)
         .await;
     let app = app_calling_twilio(&twilio, &[("TWILIO_REQUEST_TIMEOUT_MS", "300")]).await;
     let body = json!({"to": random_phone(), "body": "Your order shipped."});
 
     let reply = app.send_sms(&body, Some("order-4712")).await;
-    assert_eq!(reply.status, 503, "{}", reply.body);
-    assert_eq!(reply.body["error"], "telephony_unavailable");
-    assert!(reply.headers.contains_key("retry-after"));
+    assert_eq!(reply.status, 202, "{}", reply.body);
+    assert_eq!(reply.body["status"], "unknown");
     let requests = twilio.received_requests().await.unwrap();
     assert_eq!(
         requests.len(),
@@ -442,16 +440,13 @@ async fn an_sms_send_twilio_does_not_answer_in_time_is_a_503_logged_failed_with_
     );
     let callback = form_value(&requests[0], "StatusCallback").unwrap();
     let id = callback.split_once("message_id=").unwrap().1;
+    assert_eq!(reply.body["id"], id);
     let entry = app.sms(id).await;
-    assert_eq!(entry.body["status"], "failed", "{}", entry.body);
+    assert_eq!(entry.body["status"], "unknown", "{}", entry.body);
 
-    // The key was released: the retry sends.
-    Mock::given(method("POST"))
-        .and(path(messages_path()))
-        .respond_with(message_created())
-        .mount(&twilio)
-        .await;
+    // The key is held: the retry sends nothing.
     let retried = app.send_sms(&body, Some("order-4712")).await;
-    assert_eq!(retried.status, 202, "{}", retried.body);
-    assert!(retried.headers.get("idempotent-replayed").is_none());
+    assert_eq!(retried.status, 409, "{}", retried.body);
+    assert_eq!(retried.body["error"], "idempotency_key_in_progress");
+    assert_eq!(twilio.received_requests().await.unwrap().len(), 1);
 }

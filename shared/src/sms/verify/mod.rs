@@ -207,10 +207,9 @@ fn verify_error(error: &TelephonyError, field: &str) -> ApiError {
         ),
         _ => match error {
             TelephonyError::Throttled { .. } => telephony_unavailable(1),
-            // Our credentials, our service SID, Verify down: nothing the caller can fix.
-            TelephonyError::Rejected { .. } | TelephonyError::Unavailable(_) => {
-                telephony_unavailable(OUTAGE_RETRY_AFTER_SECS)
-            }
+            // Our credentials, our service SID, Verify down or silent: nothing the caller
+            // can fix.
+            _ => telephony_unavailable(OUTAGE_RETRY_AFTER_SECS),
         },
     }
 }

@@ -16,7 +16,7 @@ use crate::sms::code::{
     CodeMethod, CodeState, CodeVerification, VerificationId, code_hash, is_app_hash, message_text,
     random_code,
 };
-use crate::sms::outbox::send_logged;
+use crate::sms::outbox::{Handed, send_logged};
 use crate::sms::segments;
 use crate::store::messages::MessageRecord;
 use crate::store::rate_limits::{Limit, Period, Quota};
@@ -258,11 +258,20 @@ impl SmsVerifyEndpoint {
             &message,
         )
         .await;
-        if let Err(refused) = sent {
-            self.undo(&taken, &verification).await;
-            return Err(refused);
+        match sent {
+            Err(refused) => {
+                self.undo(&taken, &verification).await;
+                return Err(refused);
+            }
+            // It may have arrived: the code and its allowance stay, and the log entry waits
+            // for the callback.
+            Ok(Handed::Unknown) => {
+                tracing::warn!(verification_id = %verification.id, message_id = %record.id, "verification code's delivery unknown: kept")
+            }
+            Ok(Handed::Sent(_)) => {
+                tracing::info!(verification_id = %verification.id, message_id = %record.id, "verification code sent")
+            }
         }
-        tracing::info!(verification_id = %verification.id, message_id = %record.id, "verification code sent");
         Ok(verification)
     }
 
@@ -307,6 +316,11 @@ impl SmsVerifyEndpoint {
                 );
                 let country = start.phone.country_code();
                 crate::telemetry::sent("sms", country, self.config.is_unusual_country(country));
+                Ok(verification)
+            }
+            // Verify may have sent it: kept, and checked by the phone number (no SID).
+            Err(error) if error.is_ambiguous() => {
+                tracing::warn!(%error, verification_id = %verification.id, phone = %start.phone.masked(), "Twilio Verify's outcome unknown: the verification is kept");
                 Ok(verification)
             }
             Err(error) => {
