@@ -180,8 +180,9 @@ mod tests {
             hash_api_key("svc-key-1").to_uppercase()
         );
         let secrets = Secrets::parse("s", &text).unwrap();
-        assert!(is_service_key(&secrets, "svc-key-1"));
-        assert!(!is_service_key(&secrets, "svc-key-2"));
+        assert!(is_service_key(&secrets, &hash_api_key("svc-key-1")));
+        assert!(!is_service_key(&secrets, &hash_api_key("svc-key-2")));
         assert_eq!(hash_api_key("abc").len(), 64);
+        assert_eq!(service_key_id(&hash_api_key("svc-key-1")).len(), 16);
     }
 }

@@ -75,6 +75,9 @@ pub struct Config {
     pub twilio_connect_timeout: Duration,
     pub twilio_request_timeout: Duration,
     pub twilio_max_retries: u32,
+    /// What our Twilio account may be handed: its calls and messages per second and its
+    /// concurrent calls. A send beyond them is refused, never left in Twilio's queue.
+    pub provider_rate: ProviderRates,
     /// AWS calls (DynamoDB, Secrets Manager): connecting, one attempt, and the whole operation
     /// with its retries. An unreachable or frozen dependency answers 503 within the last.
     pub aws_connect_timeout: Duration,
@@ -105,6 +108,20 @@ pub struct SendBudgets {
     /// Per block of 10,000 numbers (the number less its last four digits): pumping walks
     /// number ranges.
     pub per_prefix_per_hour: u32,
+}
+
+/// The Twilio account's own rates (its CPS and MPS, its concurrent calls): Twilio queues what
+/// goes beyond them, and a queued flash call or code arrives after it expired.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProviderRates {
+    /// `TWILIO_CALLS_PER_SECOND` (1, Twilio's default CPS).
+    pub calls_per_second: u32,
+    /// `TWILIO_MAX_CONCURRENT_CALLS` (`unlimited`; accounts without an approved business
+    /// profile may hold 2 or 3).
+    pub max_concurrent_calls: Option<u32>,
+    /// `TWILIO_MESSAGES_PER_SECOND` (1), per sender: a number's MPS, or the Messaging
+    /// Service's figure when sending through one. Counted in segments, as Twilio counts.
+    pub messages_per_second: u32,
 }
 
 /// Google's public keys of App Check tokens.
@@ -392,6 +409,11 @@ impl Config {
                 100..=30_000,
             )),
             twilio_max_retries: env.number("TWILIO_MAX_RETRIES", 2, 0..=5),
+            provider_rate: ProviderRates {
+                calls_per_second: env.number("TWILIO_CALLS_PER_SECOND", 1, 1..=10_000),
+                max_concurrent_calls: env.unlimited_or("TWILIO_MAX_CONCURRENT_CALLS", 1..=100_000),
+                messages_per_second: env.number("TWILIO_MESSAGES_PER_SECOND", 1, 1..=10_000),
+            },
             aws_connect_timeout: Duration::from_millis(env.number(
                 "AWS_CONNECT_TIMEOUT_MS",
                 500,
@@ -480,6 +502,22 @@ impl Vars {
                     range.end()
                 ));
                 default
+            }
+        }
+    }
+
+    /// `unlimited` (the default) or a number in `range`.
+    fn unlimited_or(&mut self, name: &str, range: std::ops::RangeInclusive<u32>) -> Option<u32> {
+        match self.raw(name) {
+            None => None,
+            Some(raw) if raw.eq_ignore_ascii_case("unlimited") => None,
+            Some(_) => {
+                let value = self.number(name, 0, range.clone());
+                range.contains(&value).then_some(value).or_else(|| {
+                    let last = self.problems.pop().unwrap_or_default();
+                    self.problems.push(format!("{last}, or unlimited"));
+                    None
+                })
             }
         }
     }
@@ -730,6 +768,34 @@ mod tests {
         assert_eq!(c.call_retention, Some(Duration::from_secs(400 * 86_400)));
         let vars = HashMap::from([("CALL_RETENTION_DAYS".to_owned(), "0".to_owned())]);
         assert_eq!(Config::from_vars(vars).unwrap().call_retention, None);
+    }
+
+    #[test]
+    fn the_providers_rates_default_to_twilios_and_concurrency_may_be_unlimited() {
+        let c = Config::from_vars(vars(&[])).unwrap();
+        assert_eq!(
+            c.provider_rate,
+            ProviderRates {
+                calls_per_second: 1,
+                max_concurrent_calls: None,
+                messages_per_second: 1,
+            }
+        );
+        let c = Config::from_vars(vars(&[
+            ("TWILIO_MAX_CONCURRENT_CALLS", "3"),
+            ("TWILIO_CALLS_PER_SECOND", "5"),
+        ]))
+        .unwrap();
+        assert_eq!(c.provider_rate.max_concurrent_calls, Some(3));
+        assert_eq!(c.provider_rate.calls_per_second, 5);
+        let c = Config::from_vars(vars(&[("TWILIO_MAX_CONCURRENT_CALLS", "Unlimited")])).unwrap();
+        assert_eq!(c.provider_rate.max_concurrent_calls, None);
+        for bad in ["0", "many", "-1"] {
+            let err = Config::from_vars(vars(&[("TWILIO_MAX_CONCURRENT_CALLS", bad)])).unwrap_err();
+            assert_eq!(err.problems.len(), 1, "{bad}");
+            assert!(err.problems[0].contains("or unlimited"), "{err}");
+        }
+        assert!(Config::from_vars(vars(&[("TWILIO_MESSAGES_PER_SECOND", "0")])).is_err());
     }
 
     #[test]

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::clock::{Clock, rfc3339};
 use crate::config::Config;
 use crate::guard::{
-    Caller, Guard, SendRequest, check_app_signature, check_destination,
+    Caller, Guard, ProviderUse, SendRequest, check_app_signature, check_destination,
     require_signatures_configured,
 };
 use crate::http::{
@@ -151,6 +151,7 @@ impl Endpoint for RequestEndpoint {
             units: 1,
             verification: true,
             failure_caps: self.guard.flash_failure_caps(&session.phone),
+            provider: Some(ProviderUse::Call),
         };
         // The session is written in the guard's transaction: one call, and never a session
         // without its allowance.

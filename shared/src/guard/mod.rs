@@ -32,7 +32,9 @@ use crate::http::ApiError;
 use crate::init::Init;
 use crate::phone::PhoneNumber;
 use crate::store::rate_limits::shards_for;
-use crate::store::rate_limits::{Allowance, ClientCounters, FailureCap, Quota, Sends, Taken};
+use crate::store::rate_limits::{
+    Allowance, ClientCounters, ConcurrentCalls, FailureCap, ProviderRate, Quota, Sends, Taken,
+};
 use crate::store::reputation::{
     Buckets, Destination, DestinationStanding, Override, Quarantine, Standing, StatShards,
 };
@@ -46,6 +48,18 @@ pub enum Caller<'a> {
     /// A holder of a service key (`/sms/send`).
     Service,
 }
+
+/// What a send asks of our provider account: a call, or a message from a sender (a number, or
+/// a Messaging Service's SID).
+#[derive(Debug, Clone, Copy)]
+pub enum ProviderUse<'a> {
+    Call,
+    Message { sender: &'a str },
+}
+
+/// How long a call may hold a concurrent-call slot beyond its ring timeout: Twilio's set-up
+/// before it rings, and the callback of its end.
+const CALL_SETUP: Duration = Duration::from_secs(10);
 
 /// A request that will reach the provider.
 #[derive(Debug, Clone)]
@@ -61,6 +75,8 @@ pub struct SendRequest<'a> {
     /// A verification's send (a flash call, a code): judged and counted by the quarantine.
     pub verification: bool,
     pub failure_caps: Vec<FailureCap>,
+    /// What it asks of our provider account (`None`: another's, such as Twilio Verify's).
+    pub provider: Option<ProviderUse<'a>>,
 }
 
 /// What an admitted send took, to give back if it never happens.
@@ -187,6 +203,7 @@ impl Guard {
             Caller::App { ip: Some(ip), .. } => Some((ip, network_of(ip))),
             _ => None,
         };
+        let provider = send.provider.map(|using| self.provider_rate(using));
         let allowance = Allowance {
             scope: send.scope,
             phone: send.phone,
@@ -206,6 +223,7 @@ impl Guard {
                     .then_some(self.config.untrusted_share_percent),
             }),
             failure_caps: &send.failure_caps,
+            provider: provider.as_ref(),
         };
         let taken = self.limits.take_allowance(&allowance, now, with).await??;
         Ok(Admitted {
@@ -214,6 +232,27 @@ impl Guard {
             at: now,
             trusted,
         })
+    }
+
+    /// Our account's rate for `using`: calls a second and at once, or a sender's messages a
+    /// second.
+    fn provider_rate(&self, using: ProviderUse<'_>) -> ProviderRate {
+        let rates = &self.config.provider_rate;
+        match using {
+            ProviderUse::Call => ProviderRate {
+                subject: "calls".to_owned(),
+                per_second: rates.calls_per_second,
+                concurrent: rates.max_concurrent_calls.map(|max| ConcurrentCalls {
+                    max,
+                    lifetime: self.config.flash_call_ring_timeout + CALL_SETUP,
+                }),
+            },
+            ProviderUse::Message { sender } => ProviderRate {
+                subject: format!("messages#{sender}"),
+                per_second: rates.messages_per_second,
+                concurrent: None,
+            },
+        }
     }
 
     /// Refuses a send to `d` while it is denied or quarantined (but for a returning phone, and

@@ -16,7 +16,7 @@ use super::{MAX_BODY_CHARS, MessageId, MessageStatus, segments};
 use crate::auth::Authenticator;
 use crate::clock::{Clock, rfc3339};
 use crate::config::Config;
-use crate::guard::{Caller, Guard, SendRequest, check_destination};
+use crate::guard::{Caller, Guard, ProviderUse, SendRequest, check_destination};
 use crate::http::{
     ApiError, Endpoint, ErrorCode, Route, idempotency_key, json, json_body, path_param,
     public_base_url, replayed,
@@ -353,6 +353,9 @@ impl SmsSendEndpoint {
             units: outgoing.segments,
             verification: false,
             failure_caps: Vec::new(),
+            provider: Some(ProviderUse::Message {
+                sender: outgoing.from.label(),
+            }),
         };
         let write = self.messages.new_message(&record)?;
         self.guard.admit(&send, now, vec![write]).await?;

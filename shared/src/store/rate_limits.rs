@@ -49,6 +49,8 @@ pub enum Limit {
     PhoneFailures,
     /// Untrusted requests used their share of a service-wide budget.
     UntrustedShare,
+    /// The provider's calls or messages a second, or its concurrent calls, are all in use.
+    ProviderRate,
 }
 
 impl Limit {
@@ -65,6 +67,7 @@ impl Limit {
             Limit::PrefixPerHour => "prefix_per_hour",
             Limit::PhoneFailures => "phone_failures",
             Limit::UntrustedShare => "untrusted_share",
+            Limit::ProviderRate => "provider_rate",
         }
     }
 }
@@ -199,6 +202,25 @@ pub struct Sends {
     pub untrusted_share_percent: Option<u32>,
 }
 
+/// The provider's own rate a send draws on: `per_second` units a second for `subject` (our
+/// calls, or one sender's messages), and for calls, at most `concurrent` at once.
+#[derive(Debug, Clone)]
+pub struct ProviderRate {
+    /// `calls`, or `messages#<sender>`.
+    pub subject: String,
+    pub per_second: u32,
+    pub concurrent: Option<ConcurrentCalls>,
+}
+
+/// At most `max` calls at once, each holding its slot for `lifetime` (its longest life: the
+/// ring timeout and the set-up), so that a slot whose call's end was never heard of frees
+/// itself.
+#[derive(Debug, Clone, Copy)]
+pub struct ConcurrentCalls {
+    pub max: u32,
+    pub lifetime: Duration,
+}
+
 /// A daily counter of failed verifications: a request is refused while it is at `cap`.
 #[derive(Debug, Clone)]
 pub struct FailureCap {
@@ -226,6 +248,8 @@ pub struct Allowance<'a> {
     pub sends: Option<Sends>,
     /// Caps of failed verifications: a phone (or network) at one is refused.
     pub failure_caps: &'a [FailureCap],
+    /// The provider's rate, for a send our account hands to it.
+    pub provider: Option<&'a ProviderRate>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -242,17 +266,24 @@ pub struct Taken {
     /// Each counter taken and by how much.
     counters: Vec<(String, u32)>,
     cooldown: Option<(String, OffsetDateTime)>,
+    /// The concurrent-call slot taken, and until when.
+    slot: Option<(String, OffsetDateTime)>,
 }
 
 /// The transaction an allowance is taken in, with the limit each item stands for.
 #[derive(Default)]
 struct Plan {
     items: Vec<TransactWriteItem>,
-    /// Per item: the limit it stands for, when it lifts, and for a shard of a service-wide
-    /// budget, which budget (its index in [`Budget::of`]).
+    /// Per item: the limit it stands for, when it lifts, and for an item picked among several
+    /// (a shard of a service-wide budget or of the provider's rate, a concurrent-call slot),
+    /// which spread it is one of (its index in the spreads of `take_allowance`).
     limits: Vec<(Limit, OffsetDateTime, Option<usize>)>,
     taken: Taken,
 }
+
+/// The spreads after the three budgets: the provider's rate, then its call slots.
+const PROVIDER_SPREAD: usize = 3;
+const SLOT_SPREAD: usize = 4;
 
 /// A fixed window of `len` seconds: its index and its end.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -283,6 +314,8 @@ const HOUR: i64 = 3_600;
 /// a limit is reached): `:room` is the maximum less the units.
 const COUNTER_UPDATE: &str =
     "SET #count = if_not_exists(#count, :zero) + :units, #ttl = :ttl, #max = :max";
+const QUIET_COUNTER_UPDATE: &str =
+    "SET #count = if_not_exists(#count, :zero) + :units, #ttl = :ttl";
 const COUNTER_HAS_ROOM: &str = "attribute_not_exists(#count) OR #count <= :room";
 /// A condition no item meets (a request larger than the whole budget).
 const NEVER: &str = "attribute_not_exists(#count) AND attribute_exists(#count)";
@@ -336,14 +369,17 @@ impl Limits {
         with: Vec<TransactWriteItem>,
     ) -> Result<Result<Taken, Exceeded>, StoreError> {
         let budgets = Budget::of(a.phone);
-        let shards: Vec<u32> = match a.sends {
+        // Each spread: how many items it has (shards, slots), one of which is picked.
+        let mut shards: Vec<u32> = match a.sends {
             Some(sends) => budgets
                 .iter()
                 .map(|b| shards_for(b.max(&sends.budgets)))
                 .collect(),
             None => vec![1; budgets.len()],
         };
-        let mut tried: Vec<Vec<u32>> = vec![Vec::new(); budgets.len()];
+        shards.push(a.provider.map_or(1, |p| shards_for(p.per_second)));
+        shards.push(a.provider.and_then(|p| p.concurrent).map_or(1, |c| c.max));
+        let mut tried: Vec<Vec<u32>> = vec![Vec::new(); shards.len()];
         let mut picked: Vec<u32> = shards.iter().map(|&n| pick_shard(n, &[])).collect();
         let mut attempt = 1;
         loop {
@@ -381,10 +417,13 @@ impl Limits {
                     continue;
                 }
             }
-            let (limit, lifts_at, _) = limits[first];
-            // The cooldown lifts when the stored one does, not when a new one would.
-            let lifts_at = match (limit, cancelled.old_item(first)) {
-                (Limit::Cooldown, Some(old)) => old.time(UNTIL).unwrap_or(lifts_at),
+            let (limit, lifts_at, spread) = limits[first];
+            // The cooldown and a call's slot lift when the stored one does, not when a new
+            // one would.
+            let lifts_at = match (limit, spread, cancelled.old_item(first)) {
+                (Limit::Cooldown, _, Some(old)) | (_, Some(SLOT_SPREAD), Some(old)) => {
+                    old.time(UNTIL).unwrap_or(lifts_at)
+                }
                 _ => lifts_at,
             };
             return Ok(Err(Exceeded {
@@ -480,7 +519,63 @@ impl Limits {
                 }
             }
         }
+
+        if let Some(provider) = a.provider {
+            self.plan_provider(&mut plan, provider, a, now, shards, picked)?;
+        }
         Ok(plan)
+    }
+
+    /// The provider's rate: a shard of this second's counter, and a free call slot.
+    fn plan_provider(
+        &self,
+        plan: &mut Plan,
+        provider: &ProviderRate,
+        a: &Allowance<'_>,
+        now: OffsetDateTime,
+        shards: &[u32],
+        picked: &[u32],
+    ) -> Result<(), StoreError> {
+        let second = Window::containing(now, 1);
+        let (spread, shard) = (PROVIDER_SPREAD, picked[PROVIDER_SPREAD]);
+        let capacity = shard_capacity(provider.per_second, shards[spread], shard);
+        // A message longer than a second's capacity takes the whole second.
+        let units = a.sends.map_or(1, |s| s.units).clamp(1, capacity.max(1));
+        let subject = format!("{}#{shard}", provider.subject);
+        let pk = keys::limit_pk("provider-second", &subject, second.index);
+        // No `max` on the item: a second filling up is the rate working, not news for the
+        // stream's `rate_limit.reached`.
+        plan.items
+            .push(self.quiet_counter(pk.clone(), capacity, units, second.end)?);
+        plan.taken.counters.push((pk, units));
+        plan.limits
+            .push((Limit::ProviderRate, second.end, Some(spread)));
+
+        if let Some(concurrent) = provider.concurrent {
+            let until = now + concurrent.lifetime;
+            let slot = picked[SLOT_SPREAD];
+            let pk = keys::limit_pk("call-slot", &provider.subject, i64::from(slot));
+            let put = Put::builder()
+                .table_name(self.table())
+                .item(PK, s(pk.as_str()))
+                .item(SK, s(keys::LIMIT_SK))
+                .item(UNTIL, millis_av(until))
+                .item(TTL, ttl_av(until))
+                .condition_expression("attribute_not_exists(#pk) OR #until <= :now")
+                .expression_attribute_names("#pk", PK)
+                .expression_attribute_names("#until", UNTIL)
+                .expression_attribute_values(":now", millis_av(now))
+                .return_values_on_condition_check_failure(
+                    ReturnValuesOnConditionCheckFailure::AllOld,
+                )
+                .build()?;
+            plan.items
+                .push(TransactWriteItem::builder().put(put).build());
+            plan.taken.slot = Some((pk, until));
+            plan.limits
+                .push((Limit::ProviderRate, until, Some(SLOT_SPREAD)));
+        }
+        Ok(())
     }
 
     /// Gives back what [`Limits::take_allowance`] took, with `with` (the request's own undo,
@@ -505,11 +600,15 @@ impl Limits {
                 .build()?;
             items.push(TransactWriteItem::builder().update(update).build());
         }
-        if let Some((pk, until)) = &taken.cooldown {
+        let held = [
+            taken.cooldown.as_ref().map(|c| (c, keys::COOLDOWN_SK)),
+            taken.slot.as_ref().map(|c| (c, keys::LIMIT_SK)),
+        ];
+        for ((pk, until), sk) in held.into_iter().flatten() {
             let delete = aws_sdk_dynamodb::types::Delete::builder()
                 .table_name(self.table())
                 .key(PK, s(pk.as_str()))
-                .key(SK, s(keys::COOLDOWN_SK))
+                .key(SK, s(sk))
                 .condition_expression("#until = :until")
                 .expression_attribute_names("#until", UNTIL)
                 .expression_attribute_values(":until", millis_av(*until))
@@ -641,6 +740,31 @@ impl Limits {
             .update_expression(COUNTER_UPDATE)
             .condition_expression(condition)
             .set_expression_attribute_names(Some(counter_names()))
+            .set_expression_attribute_values(Some(values))
+            .build()?;
+        Ok(TransactWriteItem::builder().update(update).build())
+    }
+
+    /// A counter like [`Limits::counter`] that does not store its maximum, so that the stream
+    /// announces nothing when it fills.
+    fn quiet_counter(
+        &self,
+        pk: String,
+        max: u32,
+        units: u32,
+        window_end: OffsetDateTime,
+    ) -> Result<TransactWriteItem, StoreError> {
+        let (condition, mut values) = counter_values(max, units, window_end);
+        values.remove(":max");
+        let mut names = counter_names();
+        names.remove("#max");
+        let update = Update::builder()
+            .table_name(self.table())
+            .key(PK, s(pk))
+            .key(SK, s(keys::LIMIT_SK))
+            .update_expression(QUIET_COUNTER_UPDATE)
+            .condition_expression(condition)
+            .set_expression_attribute_names(Some(names))
             .set_expression_attribute_values(Some(values))
             .build()?;
         Ok(TransactWriteItem::builder().update(update).build())

@@ -18,6 +18,7 @@ mod messages;
 mod metrics;
 mod outages;
 mod phone_parity;
+mod provider_rate;
 mod rate_limits;
 mod secrets;
 mod signatures;

@@ -411,3 +411,103 @@ fn the_template_generates_every_key_and_keeps_each_purpose_in_its_own_secret() {
         .count();
     assert_eq!(secrets, shared::secrets::SecretPart::ALL.len());
 }
+
+fn number(node: &Yaml) -> i64 {
+    node.as_i64()
+        .or_else(|| node.as_str().and_then(|s| s.parse().ok()))
+        .unwrap_or_else(|| panic!("not a number: {node:?}"))
+}
+
+#[test]
+fn the_route_throttles_are_sized_from_the_peak_sends_and_what_each_send_brings() {
+    let t = template();
+    let tiers = t["Mappings"]["Capacity"].as_hash().unwrap();
+    let allowed: BTreeSet<i64> = t["Parameters"]["PeakSendsPerSecond"]["AllowedValues"]
+        .as_vec()
+        .unwrap()
+        .iter()
+        .map(number)
+        .collect();
+    let keys: BTreeSet<i64> = tiers.keys().map(number).collect();
+    assert_eq!(allowed, keys, "a tier for every allowed peak");
+    for (peak, tier) in tiers {
+        let peak = number(peak);
+        let rate = |kind: &str| number(&tier[format!("{kind}Rate").as_str()]);
+        let burst = |kind: &str| number(&tier[format!("{kind}Burst").as_str()]);
+        assert_eq!(rate("Send"), peak);
+        // A send is checked once or twice, and brings 3 callbacks (a flash call) or 2 or 3
+        // (a message).
+        assert!(rate("Check") >= 2 * peak, "{peak}");
+        assert!(rate("Callback") >= 3 * peak, "{peak}");
+        assert!(rate("Other") >= 100.max(5 * peak), "{peak}");
+        for kind in ["Send", "Check", "Callback", "Other"] {
+            assert!(burst(kind) >= rate(kind), "{peak} {kind}");
+        }
+    }
+    let api = &t["Resources"]["HttpApi"]["Properties"];
+    let sized = |node: &Yaml, kind: &str| {
+        for (setting, suffix) in [
+            ("ThrottlingRateLimit", "Rate"),
+            ("ThrottlingBurstLimit", "Burst"),
+        ] {
+            let lookup = node[setting].as_vec().expect("a FindInMap");
+            assert_eq!(lookup[0].as_str(), Some("Capacity"));
+            assert_eq!(lookup[1].as_str(), Some("PeakSendsPerSecond"));
+            assert_eq!(lookup[2].as_str(), Some(format!("{kind}{suffix}").as_str()));
+        }
+    };
+    sized(&api["DefaultRouteSettings"], "Other");
+    for (route, kind) in [
+        ("POST /auth/request", "Send"),
+        ("POST /sms/send", "Send"),
+        ("POST /sms/verify/start", "Send"),
+        ("POST /auth/verify", "Check"),
+        ("POST /sms/verify/check", "Check"),
+        ("POST /webhooks/twilio/voice", "Callback"),
+        ("POST /webhooks/twilio/messages", "Callback"),
+    ] {
+        sized(&api["RouteSettings"][route], kind);
+    }
+    // Every route named there is one the API serves.
+    let served: BTreeSet<String> = template_routes()
+        .into_iter()
+        .map(|(method, path, _)| format!("{method} {path}"))
+        .collect();
+    for (route, _) in api["RouteSettings"].as_hash().unwrap() {
+        assert!(served.contains(route.as_str().unwrap()), "{route:?}");
+    }
+}
+
+#[test]
+fn every_api_function_reserves_concurrency_by_its_group_and_the_table_may_be_warmed() {
+    let t = template();
+    let mut groups = BTreeSet::new();
+    for (id, resource) in t["Resources"].as_hash().unwrap() {
+        if resource["Type"].as_str() != Some("AWS::Serverless::Function")
+            || resource["Properties"]["Events"].as_hash().is_none()
+        {
+            continue;
+        }
+        let reserved = resource["Properties"]["ReservedConcurrentExecutions"]
+            .as_vec()
+            .unwrap_or_else(|| panic!("{id:?} reserves no concurrency"));
+        let (condition, parameter) = (reserved[0].as_str().unwrap(), reserved[1].as_str().unwrap());
+        assert_eq!(reserved[2].as_str(), Some("AWS::NoValue"), "{id:?}");
+        assert!(t["Conditions"][condition].as_vec().is_some(), "{condition}");
+        assert_eq!(
+            number(&t["Parameters"][parameter]["Default"]),
+            0,
+            "{parameter}: none by default"
+        );
+        groups.insert(parameter.to_owned());
+    }
+    assert_eq!(groups.len(), 3, "{groups:?}");
+    let warm = &t["Resources"]["Table"]["Properties"]["WarmThroughput"];
+    let warm = warm.as_vec().expect("an If");
+    assert_eq!(warm[0].as_str(), Some("WarmsTable"));
+    assert_eq!(
+        warm[2].as_str(),
+        Some("AWS::NoValue"),
+        "not warmed by default"
+    );
+}

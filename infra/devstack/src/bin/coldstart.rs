@@ -163,6 +163,8 @@ async fn measure(target: &Target, runs: usize, warm: usize) -> anyhow::Result<Me
             .env("MAX_FAILED_VERIFICATIONS_PER_PHONE_PER_DAY", "1000")
             .env("MAX_REQUESTS_PER_NETWORK_PER_HOUR", "1000000")
             .env("ALLOWED_COUNTRY_CODES", "*")
+            .env("TWILIO_CALLS_PER_SECOND", "10000")
+            .env("TWILIO_MESSAGES_PER_SECOND", "10000")
             // The guard reads and counts as deployed, but never quarantines the fixture's
             // one number.
             .env("QUARANTINE_MIN_SENDS", "1000000")

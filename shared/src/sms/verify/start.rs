@@ -8,7 +8,9 @@ use time::OffsetDateTime;
 
 use super::{SmsVerifyEndpoint, StartBody, Subject, check_locale, verify_error};
 use crate::clock::rfc3339;
-use crate::guard::{Admitted, Caller, SendRequest, check_app_signature, check_destination};
+use crate::guard::{
+    Admitted, Caller, ProviderUse, SendRequest, check_app_signature, check_destination,
+};
 use crate::http::{ApiError, client_ip, json, json_body, public_base_url};
 use crate::phone::PhoneNumber;
 use crate::secrets::Secrets;
@@ -136,13 +138,13 @@ impl SmsVerifyEndpoint {
         Ok(self.started(&verification))
     }
 
-    /// Takes the guard's allowance for `units` of the budgets, with `writes` in its
-    /// transaction.
+    /// Takes the guard's allowance for `units` of the budgets (and of `provider`, what the
+    /// send asks of our account), with `writes` in its transaction.
     async fn take_allowance(
         &self,
         req: &Request,
         start: &Start<'_>,
-        units: u32,
+        (units, provider): (u32, Option<ProviderUse<'_>>),
         now: OffsetDateTime,
         writes: Vec<aws_sdk_dynamodb::types::TransactWriteItem>,
     ) -> Result<Admitted, ApiError> {
@@ -177,6 +179,7 @@ impl SmsVerifyEndpoint {
             // A code cannot be checked from a network (or for a phone) at its cap of failed
             // checks: it is not sent.
             failure_caps: self.guard.code_failure_caps(&start.phone, ip.as_deref()),
+            provider,
         };
         self.guard.admit(&send, now, writes).await
     }
@@ -234,7 +237,12 @@ impl SmsVerifyEndpoint {
             self.codes.replace(&verification)?,
             self.messages.new_message(&record)?,
         ];
-        let taken = self.take_allowance(req, start, units, now, writes).await?;
+        let provider = ProviderUse::Message {
+            sender: sender.label(),
+        };
+        let taken = self
+            .take_allowance(req, start, (units, Some(provider)), now, writes)
+            .await?;
 
         let base_url = public_base_url(req, self.config.public_base_url.as_deref());
         let message = OutgoingMessage {
@@ -294,8 +302,11 @@ impl SmsVerifyEndpoint {
             now,
         );
         let writes = vec![self.codes.replace(&verification)?];
-        // Verify's message is one segment: its templates are short.
-        let taken = self.take_allowance(req, start, 1, now, writes).await?;
+        // Verify's message is one segment: its templates are short. Verify sends from
+        // Twilio's senders, not at our account's rate.
+        let taken = self
+            .take_allowance(req, start, (1, None), now, writes)
+            .await?;
         match verify
             .start(&start.phone, start.locale, start.app_hash)
             .await
