@@ -232,6 +232,11 @@ impl Phone {
         *self.failure.lock().unwrap() = None;
     }
 
+    /// Every message handed to the provider, taken or refused, in order.
+    pub fn all_messages(&self) -> Vec<OutgoingMessage> {
+        self.messages.lock().unwrap().clone()
+    }
+
     /// Every message handed to the provider for `to`, taken or refused.
     pub fn messages_to(&self, to: &PhoneNumber) -> Vec<OutgoingMessage> {
         self.messages

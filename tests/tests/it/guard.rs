@@ -176,15 +176,21 @@ async fn fifty_concurrent_requests_against_a_budget_of_ten_admit_exactly_ten() {
         .iter()
         .filter(|r| r.status == 429 && r.body["limit"] == "global_per_hour")
         .count();
+    // A request that lost every race on the one counter (DynamoDB Local cancels concurrent
+    // transactions on an item, and the whole suite loads it) is a 503 with Retry-After, never
+    // an admission over the budget; sent again, it is refused by the budget.
+    let raced: Vec<&Reply> = replies.iter().filter(|r| r.status == 503).collect();
+    for reply in &raced {
+        assert!(reply.headers.contains_key("retry-after"), "{}", reply.body);
+        let again = request_from_anywhere(&app, &random_phone()).await;
+        assert_eq!(again.status, 429, "{}", again.body);
+        assert_eq!(again.body["limit"], "global_per_hour");
+    }
     assert_eq!(
-        (admitted, refused),
+        (admitted, refused + raced.len()),
         (10, 40),
-        "{:?}, first other answer: {:?}",
-        replies.iter().map(|r| r.status).collect::<Vec<_>>(),
-        replies
-            .iter()
-            .find(|r| r.status != 202 && r.status != 429)
-            .map(|r| &r.body)
+        "{:?}",
+        replies.iter().map(|r| r.status).collect::<Vec<_>>()
     );
     let (global, _, _) = counters(&app, &random_phone()).await;
     assert_eq!(global, 10);
