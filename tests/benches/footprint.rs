@@ -244,12 +244,12 @@ impl Class {
             Class::PerRequest => "per request",
             Class::PerPhone => "per phone",
             Class::PerClient => "per IP/network",
-            Class::Global => "global shard",
-            Class::Country => "per country",
+            Class::Global => "global",
+            Class::Country => "country",
             Class::Prefix => "prefix",
             Class::Quarantine => "quarantine",
-            Class::Provider => "provider rate",
-            Class::History => "history partition",
+            Class::Provider => "provider",
+            Class::History => "history",
             Class::Pool => "pool",
         }
     }
@@ -379,7 +379,10 @@ impl Footprint {
         let calls: Vec<String> = self
             .calls
             .iter()
-            .map(|(op, c)| format!("{op} {:.2}", *c as f64 / n))
+            .map(|(op, c)| {
+                let op = op.trim_end_matches("Items").trim_end_matches("Item");
+                format!("{op} {}", short(*c as f64 / n))
+            })
             .collect();
         let (wcu, rcu) = self.touches.iter().fold((0.0, 0.0), |(w, r), t| {
             if t.write {
@@ -394,19 +397,19 @@ impl Footprint {
         }
         let writes: Vec<String> = writes
             .iter()
-            .map(|(class, w)| format!("{} {w:.2}", class.label()))
+            .map(|(class, w)| format!("{} {}", class.label(), short(*w)))
             .collect();
         let (ceiling, hottest) = self.ceiling(config, Class::shared);
         let ceiling = match hottest {
             Some(class) => format!("{ceiling:.0}/s ({})", class.label()),
-            None => "no shared item".to_owned(),
+            None => "none shared".to_owned(),
         };
         println!(
-            "| {} | {} | {:.1} | {:.1} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} |",
             self.name,
             calls.join(", "),
-            wcu / n,
-            rcu / n,
+            short(wcu / n),
+            short(rcu / n),
             if writes.is_empty() {
                 "-".to_owned()
             } else {
@@ -415,6 +418,12 @@ impl Footprint {
             ceiling
         );
     }
+}
+
+/// A figure to two decimals at most, without trailing zeros.
+fn short(x: f64) -> String {
+    let text = format!("{x:.2}");
+    text.trim_end_matches('0').trim_end_matches('.').to_owned()
 }
 
 struct Bench {
@@ -923,7 +932,7 @@ async fn main() {
         "== footprint per request ({n} requests each; a campaign to one country, budgets of 5,000 sends/s) =="
     );
     println!(
-        "| endpoint | DynamoDB requests | WCU | RCU | writes by key class | modeled ceiling (hottest item) |"
+        "| endpoint | DynamoDB requests | WCU | RCU | writes by key class | ceiling (hottest) |"
     );
     println!("|---|---|---|---|---|---|");
     let all = footprints(&bench, n).await;

@@ -112,11 +112,14 @@ impl TelephonyGateway for ConfiguredGateway {
             match self.choose().await? {
                 Chosen::Twilio => self.twilio.place_flash_call(call).await,
                 Chosen::Logging(token) => {
-                    let placed = LoggingGateway.place_flash_call(call).await?;
-                    self.simulate(token.as_deref(), call.status_callback.as_deref(), || {
-                        super::logging::call_callbacks(call, &placed.sid)
-                    });
-                    Ok(placed)
+                    let placed = LoggingGateway.place_flash_call(call).await;
+                    // A call without an answer rang all the same: its callbacks come.
+                    if let Some(sid) = sid_of(placed.as_ref().map(|p| p.sid.as_str()), "CA") {
+                        self.simulate(token.as_deref(), call.status_callback.as_deref(), || {
+                            super::logging::call_callbacks(call, &sid)
+                        });
+                    }
+                    placed
                 }
             }
         })
@@ -130,13 +133,27 @@ impl TelephonyGateway for ConfiguredGateway {
             match self.choose().await? {
                 Chosen::Twilio => self.twilio.send_message(message).await,
                 Chosen::Logging(token) => {
-                    let sent = LoggingGateway.send_message(message).await?;
-                    self.simulate(token.as_deref(), message.status_callback.as_deref(), || {
-                        super::logging::message_callbacks(message, &sent.sid)
-                    });
-                    Ok(sent)
+                    let sent = LoggingGateway.send_message(message).await;
+                    if let Some(sid) = sid_of(sent.as_ref().map(|s| s.sid.as_str()), "SM") {
+                        self.simulate(token.as_deref(), message.status_callback.as_deref(), || {
+                            super::logging::message_callbacks(message, &sid)
+                        });
+                    }
+                    sent
                 }
             }
         })
+    }
+}
+
+/// The SID the simulated callbacks carry: the one the provider gave, or for an outcome without
+/// an answer, one of its kind (`CA`, `SM`) that only the callbacks tell; none for a refusal.
+fn sid_of(handed: Result<&str, &TelephonyError>, kind: &str) -> Option<String> {
+    match handed {
+        Ok(sid) => Some(sid.to_owned()),
+        Err(error) if error.is_ambiguous() => {
+            Some(format!("{kind}{}", uuid::Uuid::new_v4().simple()))
+        }
+        Err(_) => None,
     }
 }

@@ -18,6 +18,21 @@ pub const MAGIC_RECIPIENTS: [(&str, u32); 5] = [
     ("0009", 21614),
 ];
 
+/// A recipient ending in these digits gets no answer from the logging gateway (ours, not
+/// Twilio's): the call is "placed" and the message "sent", but the gateway answers as a
+/// Twilio that timed out would, so that the local loop shows an `unknown` outcome settled by
+/// the simulated callbacks.
+pub const NO_ANSWER_SUFFIX: &str = "0008";
+
+/// Whether the logging gateway leaves a send to `to` without an answer.
+pub fn no_answer(to: &str) -> bool {
+    to.ends_with(NO_ANSWER_SUFFIX)
+}
+
+fn no_answer_error() -> TelephonyError {
+    TelephonyError::Ambiguous("no answer (logging gateway, a recipient ending in 0008)".into())
+}
+
 /// The refusal Twilio's test credentials give a message to `to`, if it is a magic number.
 pub fn magic_refusal(to: &str) -> Option<TelephonyError> {
     MAGIC_RECIPIENTS
@@ -48,6 +63,9 @@ impl TelephonyGateway for LoggingGateway {
                 "flash call NOT dialed (logging gateway): the caller ID to enter is {}",
                 call.from
             );
+            if no_answer(call.to.as_str()) {
+                return Err(no_answer_error());
+            }
             Ok(PlacedCall { sid })
         })
     }
@@ -75,6 +93,9 @@ impl TelephonyGateway for LoggingGateway {
                     message_sid = %sid,
                     "SMS NOT sent (logging gateway)"
                 ),
+            }
+            if no_answer(message.to.as_str()) {
+                return Err(no_answer_error());
             }
             Ok(SentMessage {
                 sid,

@@ -201,3 +201,38 @@ async fn idempotency_keys_and_message_entries_belong_to_the_service_key_that_sen
         assert_eq!(hidden.body["error"], "message_not_found");
     }
 }
+
+#[tokio::test]
+async fn locally_a_recipient_ending_in_0008_gets_no_answer_and_the_simulated_callbacks_settle_it() {
+    // The gateway the configuration picks: the logging one, as `infra/dev.sh` runs it.
+    let app = TestApp::spawn_public(&[], secrets(), false).await;
+    let to = loop {
+        let phone = random_phone();
+        let candidate = format!("{}0008", &phone.as_str()[..8]);
+        if let Ok(number) = shared::phone::PhoneNumber::parse(&candidate) {
+            break number;
+        }
+    };
+    let body = json!({"to": to, "body": "Your order shipped."});
+    let key = format!("local-{}", uuid::Uuid::new_v4());
+    let reply = app.send_sms(&body, Some(&key)).await;
+    assert_eq!(reply.status, 202, "{}", reply.body);
+    assert_eq!(reply.body["status"], "unknown");
+    let id = reply.body["id"].as_str().unwrap().to_owned();
+
+    // The logging gateway posts `sent`, then `delivered`, 300 ms apart.
+    let mut status = Value::Null;
+    for _ in 0..50 {
+        status = app.sms(&id).await.body["status"].clone();
+        if status == "delivered" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(status, "delivered");
+    let replayed = app.send_sms(&body, Some(&key)).await;
+    assert_eq!(replayed.status, 202, "{}", replayed.body);
+    assert_eq!(replayed.headers["idempotent-replayed"], "true");
+    assert_eq!(replayed.body["status"], "delivered");
+    assert!(replayed.body["provider_message_id"].as_str().is_some());
+}

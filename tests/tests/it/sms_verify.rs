@@ -175,13 +175,33 @@ async fn a_hundred_concurrent_wrong_checks_count_exactly_max_code_checks() {
     let (id, code) = start(&app, &phone).await;
     let bad = wrong(&code);
     let replies = join_all((0..100).map(|_| app.check_code(phone.as_str(), &bad, Some(&id)))).await;
-    let mismatches = replies.iter().filter(|r| r.status == 400).count();
+    let mut mismatches = replies.iter().filter(|r| r.status == 400).count();
     let exhausted = replies
         .iter()
         .filter(|r| r.status == 429 && r.body["error"] == "attempts_exhausted")
         .count();
+    // A check that lost every race on the code (DynamoDB Local cancels concurrent
+    // transactions on an item, and the whole suite loads it) is a 503 with Retry-After and
+    // counts nothing; the checks left are taken one by one.
+    let raced: Vec<_> = replies.iter().filter(|r| r.status == 503).collect();
+    assert!(raced.iter().all(|r| r.headers.contains_key("retry-after")));
+    assert_eq!(
+        mismatches + exhausted + raced.len(),
+        100,
+        "only 400, 429 and 503"
+    );
+    assert!(mismatches <= 5, "never over MAX_CODE_CHECKS: {mismatches}");
+    if !raced.is_empty() {
+        loop {
+            let reply = app.check_code(phone.as_str(), &bad, Some(&id)).await;
+            if reply.status == 429 {
+                break;
+            }
+            assert_eq!(reply.status, 400, "{}", reply.body);
+            mismatches += 1;
+        }
+    }
     assert_eq!(mismatches, 5);
-    assert_eq!(exhausted, 95);
     assert_eq!(checks_counted(&app, &phone).await, 5);
     assert_eq!(
         failures_today(&app, &phone).await,
