@@ -54,6 +54,21 @@ pub enum Limit {
 }
 
 impl Limit {
+    pub const ALL: [Limit; 12] = [
+        Limit::PhonePerDay,
+        Limit::PhonePerHour,
+        Limit::RecipientPerHour,
+        Limit::IpPerHour,
+        Limit::NetworkPerHour,
+        Limit::Cooldown,
+        Limit::GlobalPerHour,
+        Limit::CountryPerHour,
+        Limit::PrefixPerHour,
+        Limit::PhoneFailures,
+        Limit::UntrustedShare,
+        Limit::ProviderRate,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Limit::PhonePerDay => "phone_per_day",

@@ -202,6 +202,25 @@ fn the_contract_lists_exactly_the_error_codes_of_the_api() {
 }
 
 #[test]
+fn the_contract_names_every_limit_a_refusal_can_name() {
+    let spec = openapi();
+    let documented: BTreeSet<&str> = spec["components"]["schemas"]["Error"]["properties"]["limit"]
+        ["enum"]
+        .as_vec()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap())
+        .collect();
+    let mut limits: BTreeSet<&str> = shared::store::rate_limits::Limit::ALL
+        .iter()
+        .map(|l| l.as_str())
+        .collect();
+    // Twilio Verify's own send limit (sms-verify's delegated mode).
+    limits.insert("provider_sends");
+    assert_eq!(documented, limits);
+}
+
+#[test]
 fn the_alarms_and_the_dashboard_read_only_metrics_the_functions_emit() {
     let t = template();
     let names = regex::Regex::new(r#"MetricName="([A-Za-z]+)""#).unwrap();
