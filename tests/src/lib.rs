@@ -648,6 +648,22 @@ impl TestApp {
         stored.and_then(|s| s.call_sid).expect("the SID was stored")
     }
 
+    /// A form to `url` signed with `token` as Twilio signs its webhooks.
+    pub async fn post_signed(&self, token: &str, url: &str, params: &[(&str, &str)]) -> Reply {
+        let params: Vec<(String, String)> = params
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        let signature = shared::twilio_signature::compute(token, url, &params);
+        self.send(
+            self.client
+                .post(url)
+                .header("x-twilio-signature", signature)
+                .form(&params),
+        )
+        .await
+    }
+
     /// `GET /sms/{id}` with the service key.
     pub async fn sms(&self, id: &str) -> Reply {
         self.sms_as(SERVICE_KEY, id).await
@@ -774,18 +790,11 @@ impl aws_sdk_dynamodb::config::Intercept for DynamoCalls {
         _: &aws_sdk_dynamodb::config::RuntimeComponents,
         _: &mut aws_sdk_dynamodb::config::ConfigBag,
     ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-        let request = context.request();
-        let target = request.headers().get("x-amz-target");
-        let operation = target.and_then(|t| t.rsplit('.').next()).unwrap_or("?");
-        let body: Value = request
-            .body()
-            .bytes()
-            .and_then(|b| serde_json::from_slice(b).ok())
-            .unwrap_or(Value::Null);
+        let (operation, body) = dynamo_request(context);
         let consistent = body["ConsistentRead"] == Value::Bool(true);
         let mut usage = self.0.lock().unwrap();
-        *usage.calls.entry(operation.into()).or_default() += 1;
-        match operation {
+        *usage.calls.entry(operation.clone()).or_default() += 1;
+        match operation.as_str() {
             "TransactWriteItems" => {
                 let items = body["TransactItems"]
                     .as_array()
@@ -821,6 +830,26 @@ impl aws_sdk_dynamodb::config::Intercept for DynamoCalls {
         }
         Ok(())
     }
+}
+
+/// A DynamoDB request as an interceptor sees it: its operation (`PutItem`, ...) and its JSON
+/// body.
+pub fn dynamo_request(
+    context: &aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef<'_>,
+) -> (String, Value) {
+    let request = context.request();
+    let operation = request
+        .headers()
+        .get("x-amz-target")
+        .and_then(|t| t.rsplit('.').next())
+        .unwrap_or("?")
+        .to_owned();
+    let body = request
+        .body()
+        .bytes()
+        .and_then(|b| serde_json::from_slice(b).ok())
+        .unwrap_or(Value::Null);
+    (operation, body)
 }
 
 /// The index writes of one write request: a put of an item with the index's keys, or an

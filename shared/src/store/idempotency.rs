@@ -131,35 +131,21 @@ impl Idempotency {
         status: u16,
         body: &str,
     ) -> Result<(), StoreError> {
-        let update = self
-            .client()
-            .update_item()
-            .table_name(self.table())
-            .key(PK, s(key.pk()))
-            .key(SK, s(keys::IDEMPOTENCY_SK))
-            .update_expression(
-                "SET #state = :completed, #status = :status, #body = :body REMOVE #until",
-            )
-            .condition_expression("#state = :in_progress AND #hash = :hash")
-            .expression_attribute_names("#state", STATE)
-            .expression_attribute_names("#status", RESPONSE_STATUS)
-            .expression_attribute_names("#body", RESPONSE_BODY)
-            .expression_attribute_names("#until", IN_PROGRESS_UNTIL)
-            .expression_attribute_names("#hash", REQUEST_HASH)
-            .expression_attribute_values(":completed", s(COMPLETED))
-            .expression_attribute_values(":in_progress", s(IN_PROGRESS))
-            .expression_attribute_values(":status", n(status))
-            .expression_attribute_values(":body", s(body))
-            .expression_attribute_values(":hash", s(key.request_hash))
-            .send()
-            .await;
-        match update {
-            Ok(_) => Ok(()),
-            Err(e) if condition_failed(&e) => Err(StoreError::Malformed(
-                "the idempotency key was no longer in progress".into(),
-            )),
-            Err(e) => Err(StoreError::sdk("UpdateItem", e)),
-        }
+        self.update_held(
+            key,
+            "SET #state = :completed, #status = :status, #body = :body REMOVE #until",
+            &[
+                ("#status", RESPONSE_STATUS),
+                ("#body", RESPONSE_BODY),
+                ("#until", IN_PROGRESS_UNTIL),
+            ],
+            vec![
+                (":completed", s(COMPLETED)),
+                (":status", n(status)),
+                (":body", s(body)),
+            ],
+        )
+        .await
     }
 
     /// Keeps the key in progress until `until` for a request whose outcome is not known yet
@@ -171,25 +157,42 @@ impl Idempotency {
         until: OffsetDateTime,
         resource: &str,
     ) -> Result<(), StoreError> {
-        let update = self
+        self.update_held(
+            key,
+            "SET #until = :until, #resource = :resource",
+            &[("#until", IN_PROGRESS_UNTIL), ("#resource", RESOURCE)],
+            vec![(":until", millis_av(until)), (":resource", s(resource))],
+        )
+        .await
+    }
+
+    /// Updates the key while this request holds it (in progress, with its hash).
+    async fn update_held(
+        &self,
+        key: KeyUse<'_>,
+        expression: &str,
+        names: &[(&str, &str)],
+        values: Vec<(&str, aws_sdk_dynamodb::types::AttributeValue)>,
+    ) -> Result<(), StoreError> {
+        let mut update = self
             .client()
             .update_item()
             .table_name(self.table())
             .key(PK, s(key.pk()))
             .key(SK, s(keys::IDEMPOTENCY_SK))
-            .update_expression("SET #until = :until, #resource = :resource")
+            .update_expression(expression)
             .condition_expression("#state = :in_progress AND #hash = :hash")
             .expression_attribute_names("#state", STATE)
-            .expression_attribute_names("#until", IN_PROGRESS_UNTIL)
-            .expression_attribute_names("#resource", RESOURCE)
             .expression_attribute_names("#hash", REQUEST_HASH)
             .expression_attribute_values(":in_progress", s(IN_PROGRESS))
-            .expression_attribute_values(":until", millis_av(until))
-            .expression_attribute_values(":resource", s(resource))
-            .expression_attribute_values(":hash", s(key.request_hash))
-            .send()
-            .await;
-        match update {
+            .expression_attribute_values(":hash", s(key.request_hash));
+        for (name, attribute) in names {
+            update = update.expression_attribute_names(*name, *attribute);
+        }
+        for (name, value) in values {
+            update = update.expression_attribute_values(name, value);
+        }
+        match update.send().await {
             Ok(_) => Ok(()),
             Err(e) if condition_failed(&e) => Err(StoreError::Malformed(
                 "the idempotency key was no longer in progress".into(),

@@ -179,7 +179,8 @@ impl Messages {
         error_code: Option<u32>,
         at: OffsetDateTime,
     ) -> Result<bool, StoreError> {
-        self.move_status(id, None, MessageStatus::Failed, error_code, at)
+        let from = replaced_by(MessageStatus::Failed);
+        self.move_status(id, None, MessageStatus::Failed, error_code, at, &from)
             .await
     }
 
@@ -190,35 +191,9 @@ impl Messages {
         id: &MessageId,
         at: OffsetDateTime,
     ) -> Result<bool, StoreError> {
-        let update = self
-            .client()
-            .update_item()
-            .table_name(self.table())
-            .key(PK, s(keys::message_pk(id)))
-            .key(SK, s(keys::MESSAGE_SK))
-            .update_expression(
-                "SET #status = :unknown, #updated = :at, \
-                 #history = list_append(if_not_exists(#history, :empty), :entry)",
-            )
-            .condition_expression("#status = :queued")
-            .expression_attribute_names("#status", STATUS)
-            .expression_attribute_names("#updated", UPDATED_AT)
-            .expression_attribute_names("#history", HISTORY)
-            .expression_attribute_values(":unknown", s(MessageStatus::Unknown.as_str()))
-            .expression_attribute_values(":queued", s(MessageStatus::Queued.as_str()))
-            .expression_attribute_values(":at", millis_av(at))
-            .expression_attribute_values(":empty", AttributeValue::L(Vec::new()))
-            .expression_attribute_values(
-                ":entry",
-                AttributeValue::L(vec![history_entry(MessageStatus::Unknown, at)]),
-            )
-            .send()
-            .await;
-        match update {
-            Ok(_) => Ok(true),
-            Err(e) if condition_failed(&e) => Ok(false),
-            Err(e) => Err(StoreError::sdk("UpdateItem", e)),
-        }
+        let from = [MessageStatus::Queued];
+        self.move_status(id, None, MessageStatus::Unknown, None, at, &from)
+            .await
     }
 
     pub async fn get(&self, id: &MessageId) -> Result<Option<MessageRecord>, StoreError> {
@@ -241,12 +216,13 @@ impl Messages {
         error_code: Option<u32>,
         at: OffsetDateTime,
     ) -> Result<bool, StoreError> {
-        self.move_status(id, Some(provider_sid), status, error_code, at)
+        let from = replaced_by(status);
+        self.move_status(id, Some(provider_sid), status, error_code, at, &from)
             .await
     }
 
-    /// The one conditional write behind both: forward only, and, with a SID, only for the
-    /// message that carries it (or none yet).
+    /// The one conditional write behind them all: only from a status of `from`, and, with a
+    /// SID, only for the message that carries it (or none yet).
     async fn move_status(
         &self,
         id: &MessageId,
@@ -254,12 +230,9 @@ impl Messages {
         status: MessageStatus,
         error_code: Option<u32>,
         at: OffsetDateTime,
+        from: &[MessageStatus],
     ) -> Result<bool, StoreError> {
-        let lower: Vec<&'static str> = MessageStatus::ALL
-            .into_iter()
-            .filter(|stored| status.replaces(*stored))
-            .map(MessageStatus::as_str)
-            .collect();
+        let lower: Vec<&'static str> = from.iter().map(|s| s.as_str()).collect();
         let Some((below, values)) = one_of(&lower) else {
             return Ok(false);
         };
@@ -314,6 +287,14 @@ impl Messages {
             Err(e) => Err(StoreError::sdk("UpdateItem", e)),
         }
     }
+}
+
+/// The statuses a callback with `status` may replace: forward only.
+fn replaced_by(status: MessageStatus) -> Vec<MessageStatus> {
+    MessageStatus::ALL
+        .into_iter()
+        .filter(|stored| status.replaces(*stored))
+        .collect()
 }
 
 fn record_from(item: Item) -> Result<MessageRecord, StoreError> {

@@ -325,41 +325,58 @@ const DAY: i64 = 86_400;
 const HOUR: i64 = 3_600;
 
 /// A fixed-window counter takes `:units`, with its window's end as its TTL, only while that
-/// keeps it at or below its maximum (stored beside the count, so that the stream can tell when
-/// a limit is reached): `:room` is the maximum less the units.
-const COUNTER_UPDATE: &str =
-    "SET #count = if_not_exists(#count, :zero) + :units, #ttl = :ttl, #max = :max";
-const QUIET_COUNTER_UPDATE: &str =
-    "SET #count = if_not_exists(#count, :zero) + :units, #ttl = :ttl";
+/// keeps it at or below its maximum: `:room` is the maximum less the units.
+const COUNTER_UPDATE: &str = "SET #count = if_not_exists(#count, :zero) + :units, #ttl = :ttl";
+/// An announced counter stores its maximum beside the count, so that the stream can tell
+/// when a limit is reached.
+const STORE_MAX: &str = ", #max = :max";
 const COUNTER_HAS_ROOM: &str = "attribute_not_exists(#count) OR #count <= :room";
 /// A condition no item meets (a request larger than the whole budget).
 const NEVER: &str = "attribute_not_exists(#count) AND attribute_exists(#count)";
 
-fn counter_names() -> HashMap<String, String> {
-    HashMap::from([
-        ("#count".to_owned(), COUNT.to_owned()),
-        ("#ttl".to_owned(), TTL.to_owned()),
-        ("#max".to_owned(), MAX.to_owned()),
-    ])
+/// The update of a counter that takes `units` below `max`: its expression, condition, names
+/// and values. `announced`: the maximum is stored too (every limit but the provider's rate,
+/// whose seconds filling up are the rate working, not news).
+struct CounterWrite {
+    expression: String,
+    condition: &'static str,
+    names: HashMap<String, String>,
+    values: HashMap<String, AttributeValue>,
 }
 
-/// The condition and values of a counter that takes `units` below `max`.
-fn counter_values(
+fn counter_write(
     max: u32,
     units: u32,
     window_end: OffsetDateTime,
-) -> (&'static str, HashMap<String, AttributeValue>) {
+    announced: bool,
+) -> CounterWrite {
+    let mut names = HashMap::from([
+        ("#count".to_owned(), COUNT.to_owned()),
+        ("#ttl".to_owned(), TTL.to_owned()),
+    ]);
     let mut values = HashMap::from([
         (":zero".to_owned(), n(0)),
         (":units".to_owned(), n(units)),
-        (":max".to_owned(), n(max)),
         (":ttl".to_owned(), ttl_av(window_end)),
     ]);
-    if units > max {
-        return (NEVER, values);
+    let mut expression = COUNTER_UPDATE.to_owned();
+    if announced {
+        expression.push_str(STORE_MAX);
+        names.insert("#max".to_owned(), MAX.to_owned());
+        values.insert(":max".to_owned(), n(max));
     }
-    values.insert(":room".to_owned(), n(max - units));
-    (COUNTER_HAS_ROOM, values)
+    let condition = if units > max {
+        NEVER
+    } else {
+        values.insert(":room".to_owned(), n(max - units));
+        COUNTER_HAS_ROOM
+    };
+    CounterWrite {
+        expression,
+        condition,
+        names,
+        values,
+    }
 }
 
 /// A daily failure counter's key.
@@ -468,7 +485,7 @@ impl Limits {
                     limit: (Limit, Option<usize>)|
          -> Result<(), StoreError> {
             plan.items
-                .push(self.counter(pk.clone(), max, units, window.end)?);
+                .push(self.counter(pk.clone(), (max, units), window.end, true)?);
             plan.taken.counters.push((pk, units));
             plan.limits.push((limit.0, window.end, limit.1));
             Ok(())
@@ -558,10 +575,10 @@ impl Limits {
         let units = a.sends.map_or(1, |s| s.units).clamp(1, capacity.max(1));
         let subject = format!("{}#{shard}", provider.subject);
         let pk = keys::limit_pk("provider-second", &subject, second.index);
-        // No `max` on the item: a second filling up is the rate working, not news for the
-        // stream's `rate_limit.reached`.
+        // Not announced: a second filling up is the rate working, not news for the stream's
+        // `rate_limit.reached`.
         plan.items
-            .push(self.quiet_counter(pk.clone(), capacity, units, second.end)?);
+            .push(self.counter(pk.clone(), (capacity, units), second.end, false)?);
         plan.taken.counters.push((pk, units));
         plan.limits
             .push((Limit::ProviderRate, second.end, Some(spread)));
@@ -648,17 +665,17 @@ impl Limits {
     ) -> Result<Result<(), Exceeded>, StoreError> {
         let day = Window::containing(now, DAY);
         for cap in caps {
-            let (condition, values) = counter_values(cap.cap, 1, day.end);
+            let write = counter_write(cap.cap, 1, day.end, true);
             let counted = self
                 .client()
                 .update_item()
                 .table_name(self.table())
                 .key(PK, s(failures_pk(cap, day.index)))
                 .key(SK, s(keys::LIMIT_SK))
-                .update_expression(COUNTER_UPDATE)
-                .condition_expression(condition)
-                .set_expression_attribute_names(Some(counter_names()))
-                .set_expression_attribute_values(Some(values))
+                .update_expression(write.expression)
+                .condition_expression(write.condition)
+                .set_expression_attribute_names(Some(write.names))
+                .set_expression_attribute_values(Some(write.values))
                 .send()
                 .await;
             match counted {
@@ -740,47 +757,23 @@ impl Limits {
         }
     }
 
+    /// A counter's update for a transaction (`announced`: see [`counter_write`]).
     fn counter(
         &self,
         pk: String,
-        max: u32,
-        units: u32,
+        (max, units): (u32, u32),
         window_end: OffsetDateTime,
+        announced: bool,
     ) -> Result<TransactWriteItem, StoreError> {
-        let (condition, values) = counter_values(max, units, window_end);
+        let write = counter_write(max, units, window_end, announced);
         let update = Update::builder()
             .table_name(self.table())
             .key(PK, s(pk))
             .key(SK, s(keys::LIMIT_SK))
-            .update_expression(COUNTER_UPDATE)
-            .condition_expression(condition)
-            .set_expression_attribute_names(Some(counter_names()))
-            .set_expression_attribute_values(Some(values))
-            .build()?;
-        Ok(TransactWriteItem::builder().update(update).build())
-    }
-
-    /// A counter like [`Limits::counter`] that does not store its maximum, so that the stream
-    /// announces nothing when it fills.
-    fn quiet_counter(
-        &self,
-        pk: String,
-        max: u32,
-        units: u32,
-        window_end: OffsetDateTime,
-    ) -> Result<TransactWriteItem, StoreError> {
-        let (condition, mut values) = counter_values(max, units, window_end);
-        values.remove(":max");
-        let mut names = counter_names();
-        names.remove("#max");
-        let update = Update::builder()
-            .table_name(self.table())
-            .key(PK, s(pk))
-            .key(SK, s(keys::LIMIT_SK))
-            .update_expression(QUIET_COUNTER_UPDATE)
-            .condition_expression(condition)
-            .set_expression_attribute_names(Some(names))
-            .set_expression_attribute_values(Some(values))
+            .update_expression(write.expression)
+            .condition_expression(write.condition)
+            .set_expression_attribute_names(Some(write.names))
+            .set_expression_attribute_values(Some(write.values))
             .build()?;
         Ok(TransactWriteItem::builder().update(update).build())
     }

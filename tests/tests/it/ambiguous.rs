@@ -25,22 +25,12 @@ fn no_answer() -> TelephonyError {
 /// Twilio's signed status callback for message `id`.
 async fn message_callback(app: &TestApp, id: &str, sid: &str, status: &str) -> Reply {
     let url = format!("{}/webhooks/twilio/messages?message_id={id}", app.url);
-    let params: Vec<(String, String)> = [
+    let params = [
         ("AccountSid", "AC0123456789abcdef0123456789abcdef"),
         ("MessageSid", sid),
         ("MessageStatus", status),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v.to_owned()))
-    .collect();
-    let signature = shared::twilio_signature::compute(TOKEN, &url, &params);
-    app.send(
-        app.client
-            .post(&url)
-            .header("x-twilio-signature", signature)
-            .form(&params),
-    )
-    .await
+    ];
+    app.post_signed(TOKEN, &url, &params).await
 }
 
 fn message_id_of_last_message_to(app: &TestApp, to: &shared::phone::PhoneNumber) -> String {

@@ -4,7 +4,6 @@
 //! with `Retry-After`, never a 500; a share of them is retried away.
 
 use serde_json::json;
-use shared::twilio_signature::compute;
 use tests::faults::{Fault, Faults};
 use tests::{Reply, TestApp, random_phone};
 
@@ -37,18 +36,7 @@ async fn app(faults: &Faults) -> TestApp {
 }
 
 async fn signed(app: &TestApp, url: String, params: &[(&str, &str)]) -> Reply {
-    let params: Vec<(String, String)> = params
-        .iter()
-        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-        .collect();
-    let signature = compute(TOKEN, &url, &params);
-    app.send(
-        app.client
-            .post(&url)
-            .header("x-twilio-signature", signature)
-            .form(&params),
-    )
-    .await
+    app.post_signed(TOKEN, &url, params).await
 }
 
 /// The routes whose work is a write, each with what it needs set up before the faults start:
