@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use crate::phone::{NumberType, PhoneNumber};
 use crate::secrets::SecretPart;
+use crate::sms::code::CodeChannel;
 
 /// The typed configuration. Build it with [`Config::from_env`] in production or
 /// [`Config::from_vars`] in tests; nothing else reads the environment.
@@ -55,6 +56,8 @@ pub struct Config {
     /// Whether `TEST_PHONE_NUMBERS` of the secret are honoured at all.
     pub allow_test_numbers: bool,
     pub flash_call_ring_timeout: Duration,
+    /// The inbound missed call: which caller-ID attestations verify.
+    pub inbound: InboundSettings,
     /// The numbers `sms-send` may send from (the first is the default sender unless a
     /// Messaging Service is configured).
     pub sms_from_numbers: Vec<PhoneNumber>,
@@ -194,9 +197,29 @@ pub struct CodeSettings {
     /// security-code autofill.
     pub otp_domain: Option<String>,
     pub templates: CodeTemplates,
+    /// The channels a start may name (`CODE_CHANNELS`, default `sms,voice`), in order.
+    pub channels: Vec<CodeChannel>,
+    /// What a voice call says: a default and one per locale (`CODE_VOICE_TEMPLATE[_<LANG>]`).
+    pub voice_templates: CodeTemplates,
+    /// The language the default voice template is said in (`CODE_VOICE_LANGUAGE`).
+    pub voice_language: String,
+    /// Our WhatsApp sender (`WHATSAPP_FROM`, E.164).
+    pub whatsapp_from: Option<PhoneNumber>,
+    /// The approved authentication template (`WHATSAPP_CONTENT_SID`, `HX...`) that carries
+    /// the code as its variable `1`.
+    pub whatsapp_content_sid: Option<String>,
     /// With a Verify Service (`VA...`), Twilio Verify makes, sends and checks the codes.
     pub verify_service_sid: Option<String>,
     pub verify_base_url: String,
+}
+
+/// Which incoming calls verify an inbound session, by their STIR/SHAKEN attestation.
+#[derive(Debug, Clone)]
+pub struct InboundSettings {
+    /// The attestation levels that verify (`INBOUND_ACCEPTED_ATTESTATIONS`, default `A`).
+    pub accepted_attestations: BTreeSet<char>,
+    /// A call without an attestation is refused (`INBOUND_REQUIRE_ATTESTATION`).
+    pub require_attestation: bool,
 }
 
 /// The code message's wording: a default and one per locale.
@@ -210,17 +233,25 @@ pub struct CodeTemplates {
 /// The default wording of a code message.
 pub const DEFAULT_CODE_TEMPLATE: &str = "Your {app} code is {code}. Do not share it.";
 
+/// The default words of a voice code (the digits are said one by one).
+pub const DEFAULT_VOICE_TEMPLATE: &str = "Your {app} verification code is: {code}.";
+
 impl CodeTemplates {
     /// The template for `locale` (`pt-BR`): its own, its language's (`pt`), or the default.
     pub fn for_locale(&self, locale: Option<&str>) -> &str {
-        let Some(locale) = locale.map(str::to_ascii_lowercase) else {
-            return &self.default;
-        };
+        self.matching(locale)
+            .map_or(&self.default, |(_, text)| text)
+    }
+
+    /// The localized template for `locale`, with the tag it is kept under (`pt-br`, `pt`);
+    /// `None` when the default applies.
+    pub fn matching(&self, locale: Option<&str>) -> Option<(&str, &str)> {
+        let locale = locale?.to_ascii_lowercase();
         let language = locale.split('-').next().unwrap_or_default();
         self.by_locale
-            .get(&locale)
-            .or_else(|| self.by_locale.get(language))
-            .unwrap_or(&self.default)
+            .get_key_value(&locale)
+            .or_else(|| self.by_locale.get_key_value(language))
+            .map(|(tag, text)| (tag.as_str(), text.as_str()))
     }
 }
 
@@ -356,6 +387,10 @@ impl Config {
             },
             allow_test_numbers: env.boolean("ALLOW_TEST_NUMBERS", false),
             flash_call_ring_timeout: env.seconds("FLASH_CALL_RING_TIMEOUT_SECONDS", 10, 5..=60),
+            inbound: InboundSettings {
+                accepted_attestations: env.attestations("INBOUND_ACCEPTED_ATTESTATIONS"),
+                require_attestation: env.boolean("INBOUND_REQUIRE_ATTESTATION", false),
+            },
             sms_from_numbers: env.phone_numbers("SMS_FROM_NUMBERS"),
             sms_messaging_service_sid: env.sid(
                 "SMS_MESSAGING_SERVICE_SID",
@@ -379,7 +414,16 @@ impl Config {
                 max_checks: env.number("MAX_CODE_CHECKS", 5, 1..=20),
                 app_name: env.string("APP_NAME", "Phone Verification"),
                 otp_domain: env.domain("OTP_DOMAIN"),
-                templates: env.templates("CODE_MESSAGE_TEMPLATE"),
+                templates: env.templates("CODE_MESSAGE_TEMPLATE", DEFAULT_CODE_TEMPLATE),
+                channels: env.code_channels("CODE_CHANNELS"),
+                voice_templates: env.templates("CODE_VOICE_TEMPLATE", DEFAULT_VOICE_TEMPLATE),
+                voice_language: env.voice_language("CODE_VOICE_LANGUAGE"),
+                whatsapp_from: env.phone_numbers("WHATSAPP_FROM").first().cloned(),
+                whatsapp_content_sid: env.sid(
+                    "WHATSAPP_CONTENT_SID",
+                    "HX",
+                    "a Content SID of an approved template",
+                ),
                 verify_service_sid: env.sid("VERIFY_SERVICE_SID", "VA", "a Verify Service SID"),
                 verify_base_url: env
                     .string("TWILIO_VERIFY_BASE_URL", "https://verify.twilio.com")
@@ -630,7 +674,7 @@ impl Vars {
     /// The code message's templates: `NAME` is the default, `NAME_<LOCALE>` (`NAME_ES`,
     /// `NAME_PT_BR`) a locale's. Each must hold `{code}` and may hold `{app}`, nothing else in
     /// braces.
-    fn templates(&mut self, name: &str) -> CodeTemplates {
+    fn templates(&mut self, name: &str, default_text: &str) -> CodeTemplates {
         let mut by_locale = std::collections::BTreeMap::new();
         let prefix = format!("{name}_");
         let localized: Vec<(String, String)> = self
@@ -654,16 +698,79 @@ impl Vars {
             }
         }
         let default = match self.raw(name).map(str::to_owned) {
-            None => DEFAULT_CODE_TEMPLATE.to_owned(),
+            None => default_text.to_owned(),
             Some(text) => match check_template(&text) {
                 Ok(()) => text,
                 Err(problem) => {
                     self.problems.push(format!("{name} {problem}"));
-                    DEFAULT_CODE_TEMPLATE.to_owned()
+                    default_text.to_owned()
                 }
             },
         };
         CodeTemplates { default, by_locale }
+    }
+
+    /// `CODE_CHANNELS`: the code channels offered, in order (default `sms,voice`).
+    fn code_channels(&mut self, name: &str) -> Vec<CodeChannel> {
+        let Some(raw) = self.raw(name).map(str::to_owned) else {
+            return vec![CodeChannel::Sms, CodeChannel::Voice];
+        };
+        let mut channels = Vec::new();
+        for part in raw.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            match CodeChannel::parse(&part.to_ascii_lowercase()) {
+                Some(c) if !channels.contains(&c) => channels.push(c),
+                Some(_) => {}
+                None => {
+                    self.problems
+                        .push(format!("{name} may name only sms, voice and whatsapp"));
+                    return vec![CodeChannel::Sms];
+                }
+            }
+        }
+        if channels.is_empty() {
+            self.problems
+                .push(format!("{name} must name at least one channel"));
+        }
+        channels
+    }
+
+    /// A language Twilio's `<Say>` has a voice for (`en-US`).
+    fn voice_language(&mut self, name: &str) -> String {
+        let raw = self.string(name, "en-US");
+        match crate::telephony::twiml::say_language(&raw) {
+            Some(language) => language.to_owned(),
+            None => {
+                self.problems.push(format!(
+                    "{name} must be a language Twilio can say, such as en-US or es-ES"
+                ));
+                "en-US".to_owned()
+            }
+        }
+    }
+
+    /// `INBOUND_ACCEPTED_ATTESTATIONS`: STIR/SHAKEN levels (`A`, `A,B`).
+    fn attestations(&mut self, name: &str) -> BTreeSet<char> {
+        let raw = self.string(name, "A").to_ascii_uppercase();
+        let parts: Vec<&str> = raw
+            .split(',')
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+            .collect();
+        let levels: BTreeSet<char> = parts
+            .iter()
+            .filter_map(|p| match p.as_bytes() {
+                [c @ (b'A' | b'B' | b'C')] => Some(char::from(*c)),
+                _ => None,
+            })
+            .collect();
+        let all_valid = parts.iter().all(|p| matches!(*p, "A" | "B" | "C"));
+        if levels.is_empty() || !all_valid {
+            self.problems.push(format!(
+                "{name} must list attestation levels A, B or C (such as A,B)"
+            ));
+            return BTreeSet::from(['A']);
+        }
+        levels
     }
 
     /// `ALLOWED_COUNTRY_CODES`: country codes, or `*` for every country (an empty set).

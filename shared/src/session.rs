@@ -122,14 +122,46 @@ pub fn caller_id_hash(
     secrets.keyed_hash(&["caller-id", &session.to_string(), caller_id.as_str()])
 }
 
+/// Who calls whom: we ring the phone (a flash call), or the phone rings us (the inbound
+/// missed call).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Direction {
+    #[default]
+    Outbound,
+    Inbound,
+}
+
+impl Direction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Direction::Outbound => "outbound",
+            Direction::Inbound => "inbound",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "outbound" => Some(Direction::Outbound),
+            "inbound" => Some(Direction::Inbound),
+            _ => None,
+        }
+    }
+}
+
 /// A verification session as stored.
 #[derive(Debug, Clone)]
 pub struct Session {
     pub id: SessionId,
     pub phone: PhoneNumber,
     /// The keyed hash of the pool number that calls the phone (the secret the app must read
-    /// back): [`caller_id_hash`]. The number itself is never stored.
+    /// back): [`caller_id_hash`]. The number itself is never stored. Empty for an inbound
+    /// session: no caller ID is ever posted to it.
     pub caller_id_hash: String,
+    pub direction: Direction,
+    /// The pool number an inbound session's phone must call (public: the app shows it).
+    pub call_to: Option<PhoneNumber>,
+    /// When an inbound session's token was issued (once).
+    pub token_issued_at: Option<OffsetDateTime>,
     pub state: SessionState,
     pub attempts: u32,
     pub created_at: OffsetDateTime,
@@ -190,6 +222,9 @@ mod tests {
             id: SessionId::random(),
             phone: PhoneNumber::parse("+14155550123").unwrap(),
             caller_id_hash: "00".repeat(32),
+            direction: Direction::Outbound,
+            call_to: None,
+            token_issued_at: None,
             state,
             attempts,
             created_at: now - Duration::seconds(10),

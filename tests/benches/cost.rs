@@ -44,6 +44,12 @@ mod price {
     pub const SMS_SEGMENT: f64 = 0.0083;
     /// Twilio Verify: per successful verification, plus the SMS it sends.
     pub const VERIFY_SUCCESS: f64 = 0.05;
+    /// Twilio: an outbound call to a US number, per minute begun (a voice code is one).
+    pub const VOICE_MINUTE: f64 = 0.014;
+    /// One WhatsApp authentication template to a US number: Meta's fee and Twilio's.
+    pub const WHATSAPP_TEMPLATE: f64 = 0.0135 + 0.005;
+    /// Twilio: an incoming call that is rejected (the inbound missed call) is not billed.
+    pub const REJECTED_CALL: f64 = 0.0;
 }
 
 /// Requests a container serves per secret read, for the amortised Secrets Manager line: one
@@ -68,6 +74,8 @@ struct Tally {
     read_units: f64,
     sms_segments: usize,
     verify_successes: usize,
+    voice_minutes: usize,
+    whatsapp_templates: usize,
 }
 
 struct Bench {
@@ -173,16 +181,23 @@ impl Bench {
     /// An SMS code: start, check, and the message's `sent` and `delivered` callbacks.
     /// Starts a code for a new phone and checks it: the code the phone got, or `fixed` (what
     /// the scripted Verify approves). Returns the phone.
-    async fn start_and_check(&self, tally: &mut Tally, fixed: Option<&str>) -> PhoneNumber {
+    async fn start_and_check(
+        &self,
+        tally: &mut Tally,
+        channel: &str,
+        fixed: Option<&str>,
+    ) -> PhoneNumber {
         let to = tests::random_phone();
-        let body = json!({"phone_number": to, "app_signature": tests::APP_SIGNATURE});
+        let body =
+            json!({"phone_number": to, "app_signature": tests::APP_SIGNATURE, "channel": channel});
         let (status, reply) = self
             .post_json(tally, "sms-verify", "/sms/verify/start", body)
             .await;
         assert_eq!(status, 202, "{reply}");
-        let code = match fixed {
-            Some(code) => code.to_owned(),
-            None => self.phone.code_sent_to(&to).unwrap(),
+        let code = match (fixed, channel) {
+            (Some(code), _) => code.to_owned(),
+            (None, "voice") => self.phone.code_said_to(&to).unwrap(),
+            (None, _) => self.phone.code_sent_to(&to).unwrap(),
         };
         let body = json!({"phone_number": to, "code": code});
         let (status, reply) = self
@@ -193,14 +208,85 @@ impl Bench {
     }
 
     async fn sms_code(&self, tally: &mut Tally, store: &shared::store::Store) {
-        let to = self.start_and_check(tally, None).await;
+        let to = self.start_and_check(tally, "sms", None).await;
         let sent = self.phone.messages_to(&to).pop().unwrap();
-        tally.sms_segments += shared::sms::segments(&sent.body).count as usize;
+        let shared::telephony::Content::Body(text) = &sent.content else {
+            panic!("an SMS code is a text");
+        };
+        tally.sms_segments += shared::sms::segments(text).count as usize;
+        self.message_callbacks(tally, store, &to, &["sent", "delivered"])
+            .await;
+    }
+
+    /// A WhatsApp code: start, check, and the message's `sent`, `delivered` and `read`
+    /// callbacks.
+    async fn whatsapp_code(&self, tally: &mut Tally, store: &shared::store::Store) {
+        let to = self.start_and_check(tally, "whatsapp", None).await;
+        tally.whatsapp_templates += 1;
+        self.message_callbacks(tally, store, &to, &["sent", "delivered", "read"])
+            .await;
+    }
+
+    /// A voice code: start (a call that says the code) and check; a voice code's call has
+    /// no status callback.
+    async fn voice_code(&self, tally: &mut Tally) {
+        self.start_and_check(tally, "voice", None).await;
+        tally.voice_minutes += 1;
+        self.settle(tally);
+        tally.runs += 1;
+    }
+
+    /// An inbound missed call: request, the user's call (signed, rejected), status and
+    /// verify.
+    async fn inbound(&self, tally: &mut Tally) {
+        let from = tests::random_phone();
+        let body = json!({"phone_number": from, "app_signature": tests::APP_SIGNATURE, "direction": "inbound"});
+        let (status, reply) = self
+            .post_json(tally, "request", "/auth/request", body)
+            .await;
+        assert_eq!(status, 202, "{reply}");
+        let session = reply["session_id"].as_str().unwrap().to_owned();
+        let call_to = reply["call_to"].as_str().unwrap().to_owned();
+        let path = "/webhooks/twilio/voice/incoming";
+        let url = format!("https://{HOST}{path}");
+        let params = [
+            ("AccountSid", ACCOUNT),
+            ("CallSid", "CA0123456789abcdef0123456789abcdef"),
+            ("CallStatus", "ringing"),
+            ("Direction", "inbound"),
+            ("From", from.as_str()),
+            ("To", call_to.as_str()),
+            ("StirVerstat", "TN-Validation-Passed-A"),
+        ];
+        let (body, headers) = tests::twilio_form(WEBHOOK_TOKEN, &url, &params);
+        let event = tests::gateway_event(HOST, "POST", path, "", body, headers);
+        let started = Instant::now();
+        let response = self.api.handle(event).await;
+        let ms = (started.elapsed().as_secs_f64() * 1e3).ceil();
+        *tally.billed_ms.entry("twilio-webhook").or_default() += ms;
+        tally.invocations += 1;
+        tally.api_requests += 1;
+        assert_eq!(response.status().as_u16(), 200);
+        let body = json!({"phone_number": from, "session_id": session});
+        let (status, reply) = self.post_json(tally, "verify", "/auth/verify", body).await;
+        assert_eq!(status, 200, "{reply}");
+        self.settle(tally);
+        tally.runs += 1;
+    }
+
+    /// A code message's status callbacks, as Twilio signs them.
+    async fn message_callbacks(
+        &self,
+        tally: &mut Tally,
+        store: &shared::store::Store,
+        to: &PhoneNumber,
+        statuses: &[&str],
+    ) {
         self.settle(tally);
         // The callbacks' own writes; the look-ups of the ids are not the service's.
-        let message = message_of(store, &to).await;
+        let message = message_of(store, to).await;
         self.dynamo.take();
-        for status in ["sent", "delivered"] {
+        for status in statuses {
             let query = format!("message_id={}", message.0);
             let params = [
                 ("AccountSid", ACCOUNT),
@@ -216,7 +302,7 @@ impl Bench {
 
     /// A code sent and checked by Twilio Verify (scripted): start and check.
     async fn delegated(&self, tally: &mut Tally) {
-        self.start_and_check(tally, Some("123456")).await;
+        self.start_and_check(tally, "sms", Some("123456")).await;
         tally.sms_segments += 1;
         tally.verify_successes += 1;
         self.settle(tally);
@@ -258,8 +344,12 @@ fn print(name: &str, tally: &Tally, memory_gb: f64) {
     let secrets = tally.invocations as f64 / runs / REQUESTS_PER_SECRET_READ * price::SECRET_CALL;
     let twilio = tally.sms_segments as f64 / runs * price::SMS_SEGMENT
         + tally.verify_successes as f64 / runs * price::VERIFY_SUCCESS
+        + tally.voice_minutes as f64 / runs * price::VOICE_MINUTE
+        + tally.whatsapp_templates as f64 / runs * price::WHATSAPP_TEMPLATE
         + if name.starts_with("flash") {
             price::FLASH_CALL
+        } else if name.starts_with("inbound") {
+            price::REJECTED_CALL
         } else {
             0.0
         };
@@ -322,6 +412,9 @@ async fn main() {
         ("QUARANTINE_MODE", "enforce"),
         ("QUARANTINE_MIN_SENDS", "1000000"),
         ("QUARANTINE_COUNTRY_MIN_SENDS", "10000000"),
+        ("CODE_CHANNELS", "sms,voice,whatsapp"),
+        ("WHATSAPP_FROM", "+15005550006"),
+        ("WHATSAPP_CONTENT_SID", "HX0123456789abcdef0123456789abcdef"),
     ];
     let (init, _clock, phone) = tests::init(&defaults).await;
     let store = init.store();
@@ -376,10 +469,16 @@ async fn main() {
     let mut flash = Tally::default();
     let mut sms = Tally::default();
     let mut verified_by_twilio = Tally::default();
+    let mut voice = Tally::default();
+    let mut whatsapp = Tally::default();
+    let mut inbound = Tally::default();
     bench.dynamo.take();
     for _ in 0..runs {
         bench.flash_call(&mut flash, &store).await;
         bench.sms_code(&mut sms, &store).await;
+        bench.voice_code(&mut voice).await;
+        bench.whatsapp_code(&mut whatsapp, &store).await;
+        bench.inbound(&mut inbound).await;
         delegated.delegated(&mut verified_by_twilio).await;
     }
     print(
@@ -390,6 +489,21 @@ async fn main() {
     print(
         "SMS code (start, check, 2 message status callbacks)",
         &sms,
+        bench.memory_gb,
+    );
+    print(
+        "voice code (start, check; one US call minute)",
+        &voice,
+        bench.memory_gb,
+    );
+    print(
+        "WhatsApp code (start, check, 3 message status callbacks)",
+        &whatsapp,
+        bench.memory_gb,
+    );
+    print(
+        "inbound missed call (request, the rejected incoming call, verify)",
+        &inbound,
         bench.memory_gb,
     );
     print(

@@ -21,7 +21,7 @@ use shared::config::Config;
 use shared::phone::PhoneNumber;
 use shared::store::Store;
 use shared::telephony::{
-    BoxFuture, FlashCall, OutgoingMessage, PlacedCall, SentMessage, TelephonyError,
+    BoxFuture, OutgoingCall, OutgoingMessage, PlacedCall, SentMessage, TelephonyError,
     TelephonyGateway,
 };
 
@@ -192,7 +192,7 @@ pub fn config(overrides: &[(&str, &str)]) -> Config {
 /// The phone at the other end: records every flash call and message, or fails as told.
 #[derive(Default)]
 pub struct Phone {
-    calls: Mutex<Vec<FlashCall>>,
+    calls: Mutex<Vec<OutgoingCall>>,
     messages: Mutex<Vec<OutgoingMessage>>,
     failure: Mutex<Option<TelephonyError>>,
     /// How long the provider takes to take a message (to hold a send in flight).
@@ -210,7 +210,7 @@ impl Phone {
             .map(|c| c.from.clone())
     }
 
-    pub fn last_call_to(&self, to: &PhoneNumber) -> Option<FlashCall> {
+    pub fn last_call_to(&self, to: &PhoneNumber) -> Option<OutgoingCall> {
         let calls = self.calls.lock().unwrap();
         calls.iter().rev().find(|c| &c.to == to).cloned()
     }
@@ -256,15 +256,33 @@ impl Phone {
             .find_map(|m| m.one_time_code)
     }
 
+    /// The verification code the newest voice code call to `to` said.
+    pub fn code_said_to(&self, to: &PhoneNumber) -> Option<String> {
+        let calls = self.calls.lock().unwrap();
+        calls
+            .iter()
+            .rev()
+            .filter(|c| &c.to == to)
+            .find_map(|c| c.one_time_code.clone())
+    }
+
     pub fn delay_messages(&self, delay: std::time::Duration) {
         *self.message_delay.lock().unwrap() = delay;
     }
 }
 
+/// An SMS's text (empty for a WhatsApp template).
+pub fn text(message: &OutgoingMessage) -> String {
+    match &message.content {
+        shared::telephony::Content::Body(text) => text.clone(),
+        shared::telephony::Content::Template { .. } => String::new(),
+    }
+}
+
 impl TelephonyGateway for Phone {
-    fn place_flash_call<'a>(
+    fn place_call<'a>(
         &'a self,
-        call: &'a FlashCall,
+        call: &'a OutgoingCall,
     ) -> BoxFuture<'a, Result<PlacedCall, TelephonyError>> {
         Box::pin(async move {
             let failure = self.failure.lock().unwrap().clone();

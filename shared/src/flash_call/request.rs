@@ -21,11 +21,13 @@ use crate::phone::PhoneNumber;
 use crate::pool::SourcePool;
 use crate::secrets::{SecretPart, SecretsCache};
 use crate::session::caller_id_hash;
-use crate::session::{CallStatus, Session, SessionId, SessionState};
+use crate::session::{CallStatus, Direction, Session, SessionId, SessionState};
 use crate::store::Sessions;
 use crate::store::rate_limits::{Limit, Period, Quota};
 use crate::telemetry::Channel;
-use crate::telephony::{FlashCall, TelephonyError, TelephonyGateway, VOICE_STATUS_CALLBACK};
+use crate::telephony::{
+    HANG_UP, OutgoingCall, TelephonyError, TelephonyGateway, VOICE_STATUS_CALLBACK,
+};
 
 pub struct RequestEndpoint {
     config: Arc<Config>,
@@ -124,6 +126,9 @@ impl Endpoint for RequestEndpoint {
             id,
             phone,
             caller_id_hash,
+            direction: Direction::Outbound,
+            call_to: None,
+            token_issued_at: None,
             state: SessionState::Pending,
             attempts: 0,
             created_at: now,
@@ -192,9 +197,11 @@ impl RequestEndpoint {
         caller_id: &PhoneNumber,
         base_url: Option<&str>,
     ) -> Result<(), ApiError> {
-        let call = FlashCall {
+        let call = OutgoingCall {
             to: session.phone.clone(),
             from: caller_id.clone(),
+            twiml: HANG_UP.to_owned(),
+            one_time_code: None,
             status_callback: base_url.map(|base| {
                 format!(
                     "{base}{}?session_id={}",
@@ -203,7 +210,7 @@ impl RequestEndpoint {
             }),
             ring_timeout: self.config.flash_call_ring_timeout,
         };
-        match self.telephony.place_flash_call(&call).await {
+        match self.telephony.place_call(&call).await {
             Ok(placed) => {
                 if let Err(error) = self
                     .sessions

@@ -70,7 +70,8 @@ pub struct SendRequest<'a> {
     pub scope: &'static str,
     pub per_phone: &'a [Quota],
     pub cooldown: Duration,
-    /// Units drawn from every service-wide budget (an SMS: its segments).
+    /// Units drawn from every service-wide budget (an SMS: its segments; 0: nothing is sent,
+    /// as for an inbound missed call, and no budget is drawn).
     pub units: u32,
     /// A verification's send (a flash call, a code): judged and counted by the quarantine.
     pub verification: bool,
@@ -215,7 +216,7 @@ impl Guard {
                 per_network_per_hour: self.config.max_requests_per_network_per_hour,
             }),
             cooldown: send.cooldown,
-            sends: Some(Sends {
+            sends: (send.units > 0).then(|| Sends {
                 budgets: self.config.send_budgets,
                 units: send.units,
                 // A share of 100 % is no share: nothing to count.

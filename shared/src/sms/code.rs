@@ -85,6 +85,52 @@ pub fn message_text(
     text
 }
 
+/// The channel a code goes by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CodeChannel {
+    #[default]
+    Sms,
+    /// A call that says the code.
+    Voice,
+    Whatsapp,
+}
+
+impl CodeChannel {
+    pub const ALL: [CodeChannel; 3] = [CodeChannel::Sms, CodeChannel::Voice, CodeChannel::Whatsapp];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CodeChannel::Sms => "sms",
+            CodeChannel::Voice => "voice",
+            CodeChannel::Whatsapp => "whatsapp",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|c| c.as_str() == s)
+    }
+
+    /// The token's `amr` for a code that came this way (RFC 8176: `sms`, `tel`; and ours,
+    /// `whatsapp`).
+    pub fn amr(self) -> &'static str {
+        match self {
+            CodeChannel::Sms => "sms",
+            CodeChannel::Voice => "tel",
+            CodeChannel::Whatsapp => "whatsapp",
+        }
+    }
+
+    /// The name Twilio Verify gives this channel (`Channel=`).
+    pub fn verify_name(self) -> &'static str {
+        match self {
+            CodeChannel::Sms => "sms",
+            CodeChannel::Voice => "call",
+            CodeChannel::Whatsapp => "whatsapp",
+        }
+    }
+}
+
 /// How a verification's code is checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CodeMethod {
@@ -125,6 +171,8 @@ pub struct CodeVerification {
     pub id: VerificationId,
     pub phone: PhoneNumber,
     pub method: CodeMethod,
+    /// The channel the code went by.
+    pub channel: CodeChannel,
     pub state: CodeState,
     /// Checks taken, right or wrong.
     pub checks: u32,

@@ -39,7 +39,11 @@ pub(crate) async fn send_logged(
             }
             tracing::info!(message_id = %id, %to, "SMS accepted by the provider");
             let country = message.to.country_code();
-            crate::telemetry::sent("sms", country, config.is_unusual_country(country));
+            crate::telemetry::sent(
+                message.channel.as_str(),
+                country,
+                config.is_unusual_country(country),
+            );
             Ok(Handed::Sent(sent))
         }
         Err(error) if error.is_ambiguous() => {

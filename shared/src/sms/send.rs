@@ -29,7 +29,8 @@ use crate::store::messages::MessageRecord;
 use crate::store::rate_limits::{Limit, Period, Quota};
 use crate::store::{Idempotency, Messages};
 use crate::telephony::{
-    MESSAGE_STATUS_CALLBACK, OutgoingMessage, Sender, TelephonyGateway, is_sid,
+    Content, MESSAGE_STATUS_CALLBACK, MessageChannel, OutgoingMessage, Sender, TelephonyGateway,
+    is_sid,
 };
 
 pub const SEND: Route = Route::post("/sms/send");
@@ -364,7 +365,8 @@ impl SmsSendEndpoint {
         let message = OutgoingMessage {
             to: outgoing.to.clone(),
             from: outgoing.from.clone(),
-            body: outgoing.body.clone(),
+            channel: MessageChannel::Sms,
+            content: Content::Body(outgoing.body.clone()),
             status_callback: base_url.map(|base| {
                 format!(
                     "{base}{}?message_id={}",

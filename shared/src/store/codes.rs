@@ -18,7 +18,7 @@ use super::{StoreError, condition_failed, view};
 use crate::phone::PhoneNumber;
 use crate::session::Refusal;
 use crate::sms::MessageId;
-use crate::sms::code::{CodeMethod, CodeState, CodeVerification, VerificationId};
+use crate::sms::code::{CodeChannel, CodeMethod, CodeState, CodeVerification, VerificationId};
 
 view! {
     /// Code verifications: `sms-verify` writes, checks and closes them.
@@ -36,6 +36,8 @@ const EXPIRES_AT: &str = "expires_at";
 const VERIFIED_AT: &str = "verified_at";
 const MESSAGE_ID: &str = "message_id";
 const NETWORK: &str = "network";
+/// The code's channel (`voice`, `whatsapp`); absent for an SMS.
+const CHANNEL: &str = "channel";
 const KIND_CODE: &str = "code_verification";
 
 /// How long a closed or expired verification stays readable (to answer "expired" or "already
@@ -80,6 +82,9 @@ fn code_item(v: &CodeVerification) -> HashMap<String, AttributeValue> {
     if let Some(network) = &v.network {
         item.insert(NETWORK.to_owned(), s(network));
     }
+    if v.channel != CodeChannel::Sms {
+        item.insert(CHANNEL.to_owned(), s(v.channel.as_str()));
+    }
     item
 }
 
@@ -99,6 +104,10 @@ fn code_from(phone: &PhoneNumber, item: Item) -> Result<CodeVerification, StoreE
         id: VerificationId::parse(item.string(ID)?).map_err(|_| malformed("id"))?,
         phone: phone.clone(),
         method,
+        channel: match item.opt_string(CHANNEL) {
+            None => CodeChannel::Sms,
+            Some(c) => CodeChannel::parse(c).ok_or_else(|| malformed("channel"))?,
+        },
         state: CodeState::parse(item.string(STATE)?).ok_or_else(|| malformed("state"))?,
         checks: item.number(CHECKS)?,
         created_at: item.time(CREATED_AT)?,

@@ -710,6 +710,32 @@ impl Limits {
         Ok(TransactWriteItem::builder().condition_check(check).build())
     }
 
+    /// When the phone's cooldown in each of `scopes` lifts, where one is set (one
+    /// BatchGetItem): what a client may be told of its other channels.
+    pub async fn cooldowns(
+        &self,
+        phone: &PhoneNumber,
+        scopes: &[&'static str],
+    ) -> Result<Vec<(&'static str, OffsetDateTime)>, StoreError> {
+        let keys = scopes
+            .iter()
+            .map(|scope| {
+                HashMap::from([
+                    (PK.to_owned(), s(keys::cooldown_pk(phone, scope))),
+                    (SK.to_owned(), s(keys::COOLDOWN_SK)),
+                ])
+            })
+            .collect();
+        let mut found = Vec::new();
+        for item in self.batch_get_all(keys).await? {
+            let pk = item.string(PK)?;
+            if let Some(scope) = scopes.iter().find(|s| keys::cooldown_pk(phone, s) == pk) {
+                found.push((*scope, item.time(UNTIL)?));
+            }
+        }
+        Ok(found)
+    }
+
     /// The failures counted today under `cap` (for the operator).
     pub async fn failures_today(
         &self,

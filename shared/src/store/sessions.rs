@@ -12,7 +12,7 @@ use super::item::{Item, millis, millis_av, n, s, ttl_av};
 use super::keys::{self, GSI1, GSI1_PK, GSI1_SK, KIND, PK, SK, TTL};
 use super::{StoreError, condition_failed, one_of, view};
 use crate::phone::PhoneNumber;
-use crate::session::{CallStatus, Refusal, Session, SessionId, SessionState};
+use crate::session::{CallStatus, Direction, Refusal, Session, SessionId, SessionState};
 
 const PHONE: &str = "phone";
 /// The caller ID's keyed hash (`session::caller_id_hash`), never the number.
@@ -24,6 +24,10 @@ const EXPIRES_AT: &str = "expires_at";
 const VERIFIED_AT: &str = "verified_at";
 const CALL_SID: &str = "call_sid";
 const CALL_STATUS: &str = "call_status";
+/// `inbound` for an inbound missed call's session; absent for a flash call's.
+const DIRECTION: &str = "direction";
+const CALL_TO: &str = "call_to";
+const TOKEN_ISSUED_AT: &str = "token_issued_at";
 const KIND_SESSION: &str = "session";
 
 /// How long an expired session stays readable (for `status`) before DynamoDB may delete it.
@@ -88,6 +92,15 @@ fn session_item(session: &Session) -> HashMap<String, AttributeValue> {
     ]);
     if let Some(sid) = &session.call_sid {
         item.insert(CALL_SID.into(), s(sid.as_str()));
+    }
+    if session.direction == Direction::Inbound {
+        item.insert(DIRECTION.into(), s(Direction::Inbound.as_str()));
+    }
+    if let Some(to) = &session.call_to {
+        item.insert(CALL_TO.into(), s(to.as_str()));
+    }
+    if let Some(at) = session.token_issued_at {
+        item.insert(TOKEN_ISSUED_AT.into(), millis_av(at));
     }
     item
 }
@@ -417,6 +430,16 @@ fn session_from(item: Item) -> Result<Session, StoreError> {
         id,
         phone: item.phone(PHONE)?,
         caller_id_hash: item.string(CALLER_ID_HASH)?.to_owned(),
+        direction: match item.opt_string(DIRECTION) {
+            None => Direction::Outbound,
+            Some(d) => Direction::parse(d)
+                .ok_or_else(|| StoreError::Malformed(format!("direction of {id}")))?,
+        },
+        call_to: item
+            .opt_string(CALL_TO)
+            .map(|_| item.phone(CALL_TO))
+            .transpose()?,
+        token_issued_at: item.opt_time(TOKEN_ISSUED_AT)?,
         state: SessionState::parse(item.string(STATE)?)
             .ok_or_else(|| StoreError::Malformed(format!("state of {id}")))?,
         attempts: item.number(ATTEMPTS)?,

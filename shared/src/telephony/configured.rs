@@ -5,8 +5,8 @@
 use std::sync::Arc;
 
 use super::{
-    BoxFuture, FlashCall, LoggingGateway, OutgoingMessage, PlacedCall, SentMessage, TelephonyError,
-    TelephonyGateway, TwilioGateway,
+    BoxFuture, LoggingGateway, OutgoingCall, OutgoingMessage, PlacedCall, SentMessage,
+    TelephonyError, TelephonyGateway, TwilioGateway,
 };
 use crate::config::Config;
 use crate::secrets::{SecretPart, SecretsCache};
@@ -104,15 +104,15 @@ impl ConfiguredGateway {
 }
 
 impl TelephonyGateway for ConfiguredGateway {
-    fn place_flash_call<'a>(
+    fn place_call<'a>(
         &'a self,
-        call: &'a FlashCall,
+        call: &'a OutgoingCall,
     ) -> BoxFuture<'a, Result<PlacedCall, TelephonyError>> {
         Box::pin(async move {
             match self.choose().await? {
-                Chosen::Twilio => self.twilio.place_flash_call(call).await,
+                Chosen::Twilio => self.twilio.place_call(call).await,
                 Chosen::Logging(token) => {
-                    let placed = LoggingGateway.place_flash_call(call).await;
+                    let placed = LoggingGateway.place_call(call).await;
                     // A call without an answer rang all the same: its callbacks come.
                     if let Some(sid) = sid_of(placed.as_ref().map(|p| p.sid.as_str()), "CA") {
                         self.simulate(token.as_deref(), call.status_callback.as_deref(), || {

@@ -3,8 +3,8 @@
 //! test-credential magic numbers get those numbers' refusals.
 
 use super::{
-    BoxFuture, FlashCall, OutgoingMessage, PlacedCall, Sender, SentMessage, TelephonyError,
-    TelephonyGateway,
+    BoxFuture, MessageChannel, OutgoingCall, OutgoingMessage, PlacedCall, Sender, SentMessage,
+    TelephonyError, TelephonyGateway,
 };
 
 /// Twilio's magic `To` numbers for test credentials, by their last four digits, and the error
@@ -48,21 +48,31 @@ pub fn magic_refusal(to: &str) -> Option<TelephonyError> {
 pub struct LoggingGateway;
 
 impl TelephonyGateway for LoggingGateway {
-    fn place_flash_call<'a>(
+    fn place_call<'a>(
         &'a self,
-        call: &'a FlashCall,
+        call: &'a OutgoingCall,
     ) -> BoxFuture<'a, Result<PlacedCall, TelephonyError>> {
         Box::pin(async move {
             let sid = format!("CA{}", uuid::Uuid::new_v4().simple());
-            // The caller ID is the secret of the flash call. Logging it is the whole point of
-            // this gateway, which is why it refuses to run in Lambda unless told otherwise.
-            tracing::info!(
-                caller_id = %call.from,
-                to = %call.to.masked(),
-                call_sid = %sid,
-                "flash call NOT dialed (logging gateway): the caller ID to enter is {}",
-                call.from
-            );
+            match &call.one_time_code {
+                // A voice code: the code is what the phone would hear.
+                Some(code) => tracing::info!(
+                    from = %call.from,
+                    to = %call.to.masked(),
+                    call_sid = %sid,
+                    "voice call NOT dialed (logging gateway): the verification code is {code}"
+                ),
+                // The caller ID is the secret of the flash call. Logging it is the whole
+                // point of this gateway, which is why it refuses to run in Lambda unless told
+                // otherwise.
+                None => tracing::info!(
+                    caller_id = %call.from,
+                    to = %call.to.masked(),
+                    call_sid = %sid,
+                    "flash call NOT dialed (logging gateway): the caller ID to enter is {}",
+                    call.from
+                ),
+            }
             if no_answer(call.to.as_str()) {
                 return Err(no_answer_error());
             }
@@ -75,8 +85,12 @@ impl TelephonyGateway for LoggingGateway {
         message: &'a OutgoingMessage,
     ) -> BoxFuture<'a, Result<SentMessage, TelephonyError>> {
         Box::pin(async move {
+            let what = match message.channel {
+                MessageChannel::Sms => "SMS",
+                MessageChannel::Whatsapp => "WhatsApp message",
+            };
             if let Some(refusal) = magic_refusal(message.to.as_str()) {
-                tracing::info!(to = %message.to.masked(), %refusal, "SMS refused (logging gateway, magic number)");
+                tracing::info!(to = %message.to.masked(), %refusal, "{what} refused (logging gateway, magic number)");
                 return Err(refusal);
             }
             let sid = format!("SM{}", uuid::Uuid::new_v4().simple());
@@ -86,12 +100,12 @@ impl TelephonyGateway for LoggingGateway {
                 Some(code) => tracing::info!(
                     to = %message.to.masked(),
                     message_sid = %sid,
-                    "SMS NOT sent (logging gateway): the verification code is {code}"
+                    "{what} NOT sent (logging gateway): the verification code is {code}"
                 ),
                 None => tracing::info!(
                     to = %message.to.masked(),
                     message_sid = %sid,
-                    "SMS NOT sent (logging gateway)"
+                    "{what} NOT sent (logging gateway)"
                 ),
             }
             if no_answer(message.to.as_str()) {
@@ -122,7 +136,7 @@ pub fn is_loopback_url(url: &str) -> bool {
 
 /// What Twilio would post about a flash call the phone rejects: `initiated`, `ringing`, then
 /// `no-answer`.
-pub fn call_callbacks(call: &FlashCall, sid: &str) -> Vec<Vec<(String, String)>> {
+pub fn call_callbacks(call: &OutgoingCall, sid: &str) -> Vec<Vec<(String, String)>> {
     ["initiated", "ringing", "no-answer"]
         .into_iter()
         .map(|status| {
@@ -138,10 +152,20 @@ pub fn call_callbacks(call: &FlashCall, sid: &str) -> Vec<Vec<(String, String)>>
         .collect()
 }
 
-/// What Twilio would post about a message a phone receives: `sent`, then `delivered`.
+/// What Twilio would post about a message a phone receives: `sent`, then `delivered` (and
+/// `read`, on WhatsApp), from and to the channel's addresses.
 pub fn message_callbacks(message: &OutgoingMessage, sid: &str) -> Vec<Vec<(String, String)>> {
-    ["sent", "delivered"]
-        .into_iter()
+    let statuses: &[&str] = match message.channel {
+        MessageChannel::Sms => &["sent", "delivered"],
+        MessageChannel::Whatsapp => &["sent", "delivered", "read"],
+    };
+    let to = message.channel.address(message.to.as_str());
+    let from = match &message.from {
+        Sender::Number(number) => message.channel.address(number.as_str()),
+        Sender::MessagingService(_) => String::new(),
+    };
+    statuses
+        .iter()
         .map(|status| {
             let mut params = vec![
                 ("AccountSid", LOCAL_ACCOUNT_SID),
@@ -150,10 +174,10 @@ pub fn message_callbacks(message: &OutgoingMessage, sid: &str) -> Vec<Vec<(Strin
                 ("MessageStatus", status),
                 ("SmsSid", sid),
                 ("SmsStatus", status),
-                ("To", message.to.as_str()),
+                ("To", to.as_str()),
             ];
             match &message.from {
-                Sender::Number(number) => params.push(("From", number.as_str())),
+                Sender::Number(_) => params.push(("From", from.as_str())),
                 Sender::MessagingService(service) => {
                     params.push(("MessagingServiceSid", service.as_str()));
                 }

@@ -4,6 +4,7 @@
 mod configured;
 mod logging;
 mod twilio;
+pub mod twiml;
 mod verify;
 
 use std::future::Future;
@@ -13,6 +14,7 @@ use std::time::Duration;
 pub use configured::ConfiguredGateway;
 pub use logging::{LoggingGateway, MAGIC_RECIPIENTS, is_loopback_url, magic_refusal};
 pub use twilio::TwilioGateway;
+pub use twiml::HANG_UP;
 pub use verify::{CheckOutcome, StartedVerification, TwilioVerify};
 
 use crate::http::Route;
@@ -20,6 +22,10 @@ use crate::phone::PhoneNumber;
 
 /// Where Twilio posts a flash call's status changes (the `twilio-webhook` function's route).
 pub const VOICE_STATUS_CALLBACK: Route = Route::post("/webhooks/twilio/voice");
+
+/// Where Twilio posts a call to a pool number (the number's voice URL): the inbound missed
+/// call (the `twilio-webhook` function's route).
+pub const VOICE_INCOMING: Route = Route::post("/webhooks/twilio/voice/incoming");
 
 /// Where Twilio posts a message's status changes (the `twilio-webhook` function's route).
 pub const MESSAGE_STATUS_CALLBACK: Route = Route::post("/webhooks/twilio/messages");
@@ -30,14 +36,19 @@ pub fn is_sid(s: &str, prefix: &str) -> bool {
     s.len() == 34 && s.starts_with(prefix) && s.bytes().skip(2).all(|b| b.is_ascii_hexdigit())
 }
 
-/// One flash call: ring `to` from `from` for at most `ring_timeout`, hang up if answered.
+/// One call: ring `to` from `from` for at most `ring_timeout`, and run `twiml` if it is
+/// answered (a flash call hangs up, a voice code is said).
 #[derive(Debug, Clone)]
-pub struct FlashCall {
+pub struct OutgoingCall {
     pub to: PhoneNumber,
     pub from: PhoneNumber,
+    pub twiml: String,
     /// Where the provider posts the call's status changes, when the API's URL is known.
     pub status_callback: Option<String>,
     pub ring_timeout: Duration,
+    /// The verification code the call says, for the logging gateway's log line only (as an
+    /// SMS's); the provider is sent the TwiML alone.
+    pub one_time_code: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -64,12 +75,45 @@ impl Sender {
     }
 }
 
-/// One SMS to send.
+/// What a message carries: a text (an SMS), or an approved WhatsApp template (a Content SID)
+/// with its variables (`{"1": code}`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Content {
+    Body(String),
+    Template { sid: String, variables: String },
+}
+
+/// The channel a message goes by: SMS, or WhatsApp (`whatsapp:` addresses).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MessageChannel {
+    Sms,
+    Whatsapp,
+}
+
+impl MessageChannel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MessageChannel::Sms => "sms",
+            MessageChannel::Whatsapp => "whatsapp",
+        }
+    }
+
+    /// An address on this channel, as Twilio takes it (`+1...`, `whatsapp:+1...`).
+    pub fn address(self, number: &str) -> String {
+        match self {
+            MessageChannel::Sms => number.to_owned(),
+            MessageChannel::Whatsapp => format!("whatsapp:{number}"),
+        }
+    }
+}
+
+/// One message to send.
 #[derive(Debug, Clone)]
 pub struct OutgoingMessage {
     pub to: PhoneNumber,
     pub from: Sender,
-    pub body: String,
+    pub channel: MessageChannel,
+    pub content: Content,
     /// Where the provider posts the message's status changes.
     pub status_callback: Option<String>,
     /// The verification code the body carries, for the logging gateway's log line only (it
@@ -128,9 +172,9 @@ impl TelephonyError {
 }
 
 pub trait TelephonyGateway: Send + Sync {
-    fn place_flash_call<'a>(
+    fn place_call<'a>(
         &'a self,
-        call: &'a FlashCall,
+        call: &'a OutgoingCall,
     ) -> BoxFuture<'a, Result<PlacedCall, TelephonyError>>;
 
     fn send_message<'a>(

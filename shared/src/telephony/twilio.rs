@@ -7,14 +7,11 @@ use secrecy::ExposeSecret;
 use serde::Deserialize;
 
 use super::{
-    BoxFuture, FlashCall, OutgoingMessage, PlacedCall, Sender, SentMessage, TelephonyError,
-    TelephonyGateway,
+    BoxFuture, Content, OutgoingCall, OutgoingMessage, PlacedCall, Sender, SentMessage,
+    TelephonyError, TelephonyGateway,
 };
 use crate::config::Config;
 use crate::secrets::SecretsCache;
-
-/// The TwiML run if the phone answers: hang up at once. The call is only a caller ID.
-const HANG_UP: &str = "<Response><Hangup/></Response>";
 
 pub struct TwilioGateway {
     http: reqwest::Client,
@@ -56,12 +53,12 @@ impl TwilioGateway {
         })
     }
 
-    async fn create_call(&self, call: &FlashCall) -> Result<PlacedCall, TelephonyError> {
+    async fn create_call(&self, call: &OutgoingCall) -> Result<PlacedCall, TelephonyError> {
         let timeout = call.ring_timeout.as_secs().to_string();
         let mut form: Vec<(&str, &str)> = vec![
             ("To", call.to.as_str()),
             ("From", call.from.as_str()),
-            ("Twiml", HANG_UP),
+            ("Twiml", &call.twiml),
             ("Timeout", &timeout),
         ];
         if let Some(callback) = &call.status_callback {
@@ -84,10 +81,23 @@ impl TwilioGateway {
         &self,
         message: &OutgoingMessage,
     ) -> Result<SentMessage, TelephonyError> {
-        let mut form: Vec<(&str, &str)> =
-            vec![("To", message.to.as_str()), ("Body", &message.body)];
+        let to = message.channel.address(message.to.as_str());
+        let mut form: Vec<(&str, &str)> = vec![("To", &to)];
+        match &message.content {
+            Content::Body(body) => form.push(("Body", body)),
+            Content::Template { sid, variables } => {
+                form.extend([
+                    ("ContentSid", sid.as_str()),
+                    ("ContentVariables", variables),
+                ]);
+            }
+        }
+        let from = match &message.from {
+            Sender::Number(number) => message.channel.address(number.as_str()),
+            Sender::MessagingService(_) => String::new(),
+        };
         match &message.from {
-            Sender::Number(number) => form.push(("From", number.as_str())),
+            Sender::Number(_) => form.push(("From", &from)),
             Sender::MessagingService(sid) => form.push(("MessagingServiceSid", sid.as_str())),
         }
         if let Some(callback) = &message.status_callback {
@@ -246,9 +256,9 @@ fn parse_error(status: u16, body: &[u8]) -> TelephonyError {
 }
 
 impl TelephonyGateway for TwilioGateway {
-    fn place_flash_call<'a>(
+    fn place_call<'a>(
         &'a self,
-        call: &'a FlashCall,
+        call: &'a OutgoingCall,
     ) -> BoxFuture<'a, Result<PlacedCall, TelephonyError>> {
         Box::pin(self.create_call(call))
     }

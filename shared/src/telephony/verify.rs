@@ -57,15 +57,16 @@ impl TwilioVerify {
         })
     }
 
-    /// Asks Verify to send a code by SMS (`Channel=sms`), in `locale`, with the Android app
-    /// hash when there is one.
+    /// Asks Verify to send a code on `channel` (`sms`, `call`, `whatsapp`), in `locale`, with
+    /// the Android app hash when there is one.
     pub async fn start(
         &self,
         to: &PhoneNumber,
+        channel: &str,
         locale: Option<&str>,
         app_hash: Option<&str>,
     ) -> Result<StartedVerification, TelephonyError> {
-        let mut form = vec![("To", to.as_str()), ("Channel", "sms")];
+        let mut form = vec![("To", to.as_str()), ("Channel", channel)];
         if let Some(locale) = locale {
             form.push(("Locale", locale));
         }

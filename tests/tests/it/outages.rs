@@ -12,7 +12,7 @@ use shared::phone::PhoneNumber;
 use shared::secrets::SecretsCache;
 use shared::session::SessionState;
 use shared::telephony::{
-    BoxFuture, FlashCall, OutgoingMessage, PlacedCall, SentMessage, TelephonyError,
+    BoxFuture, OutgoingCall, OutgoingMessage, PlacedCall, SentMessage, TelephonyError,
     TelephonyGateway,
 };
 use tests::{Reply, SERVICE_KEY, TestApp, random_phone};
@@ -262,12 +262,12 @@ struct RingThenBreak {
 }
 
 impl TelephonyGateway for RingThenBreak {
-    fn place_flash_call<'a>(
+    fn place_call<'a>(
         &'a self,
-        call: &'a FlashCall,
+        call: &'a OutgoingCall,
     ) -> BoxFuture<'a, Result<PlacedCall, TelephonyError>> {
         Box::pin(async move {
-            let placed = self.phone.place_flash_call(call).await?;
+            let placed = self.phone.place_call(call).await?;
             self.breaker.0.store(true, Ordering::SeqCst);
             Ok(placed)
         })

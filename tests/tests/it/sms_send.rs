@@ -51,7 +51,10 @@ async fn a_send_is_logged_and_its_entry_can_be_read_back() {
 
     let sent = app.phone.messages_to(&to);
     assert_eq!(sent.len(), 1);
-    assert_eq!(sent[0].body, body);
+    assert_eq!(
+        sent[0].content,
+        shared::telephony::Content::Body(body.to_owned())
+    );
     assert_eq!(
         sent[0].from,
         shared::telephony::Sender::Number(PhoneNumber::parse("+14155550100").unwrap()),

@@ -82,7 +82,8 @@ async fn a_code_goes_out_by_sms_and_verifies_once_with_an_sms_token() {
     let code = messages[0].one_time_code.clone().unwrap();
     assert_eq!(code.len(), 6);
     assert!(code.bytes().all(|b| b.is_ascii_digit()));
-    assert!(messages[0].body.contains(&code), "{}", messages[0].body);
+    let text = tests::text(&messages[0]);
+    assert!(text.contains(&code), "{text}");
     // The code is stored only as its hash, and the message is in the SMS log.
     let stored = app.store.codes().current(&phone).await.unwrap().unwrap();
     let shared::sms::code::CodeMethod::Hashed { hash } = &stored.method else {
@@ -431,17 +432,17 @@ async fn the_message_carries_the_domain_line_the_app_hash_and_the_locales_wordin
     assert_eq!(reply.status, 202, "{}", reply.body);
     let code = app.phone.code_sent_to(&phone).unwrap();
     assert_eq!(code.len(), 8);
-    let body = &app.phone.messages_to(&phone)[0].body;
+    let body = tests::text(&app.phone.messages_to(&phone)[0]);
     assert_eq!(
         body,
-        &format!("Tu código de Acme es {code}.\n\n@acme.example #{code}\n{hash}")
+        format!("Tu código de Acme es {code}.\n\n@acme.example #{code}\n{hash}")
     );
     // Without the hash (a signature that is not one), and in the default wording.
     let other = random_phone();
     start(&app, &other).await;
     let code = app.phone.code_sent_to(&other).unwrap();
     assert_eq!(
-        app.phone.messages_to(&other)[0].body,
+        tests::text(&app.phone.messages_to(&other)[0]),
         format!("Your Acme code is {code}. Do not share it.\n\n@acme.example #{code}")
     );
 }

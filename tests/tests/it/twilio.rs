@@ -9,7 +9,7 @@ use shared::Init;
 use shared::phone::PhoneNumber;
 use shared::secrets::SecretsCache;
 use shared::session::SessionState;
-use shared::telephony::{FlashCall, TelephonyError, TelephonyGateway, TwilioGateway};
+use shared::telephony::{OutgoingCall, TelephonyError, TelephonyGateway, TwilioGateway};
 use tests::{TestApp, random_phone};
 use wiremock::matchers::{body_string_contains, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -43,10 +43,12 @@ async fn app_calling_twilio(twilio: &MockServer, overrides: &[(&str, &str)]) -> 
     TestApp::spawn_with(init, clock, Arc::new(tests::Phone::default())).await
 }
 
-fn flash_call() -> FlashCall {
-    FlashCall {
+fn flash_call() -> OutgoingCall {
+    OutgoingCall {
         to: random_phone(),
         from: PhoneNumber::parse("+14155550100").unwrap(),
+        twiml: shared::telephony::HANG_UP.to_owned(),
+        one_time_code: None,
         status_callback: Some("https://api.example.com/webhooks/twilio/voice?session_id=x".into()),
         ring_timeout: Duration::from_secs(10),
     }
@@ -67,9 +69,7 @@ fn prism_url() -> String {
 
 #[tokio::test]
 async fn the_flash_call_request_satisfies_twilios_own_contract() {
-    let placed = gateway(&prism_url(), &[])
-        .place_flash_call(&flash_call())
-        .await;
+    let placed = gateway(&prism_url(), &[]).place_call(&flash_call()).await;
     assert!(placed.is_ok(), "Prism refused the request: {placed:?}");
 }
 
@@ -106,9 +106,7 @@ async fn a_500_then_a_201_is_retried_and_succeeds() {
         .mount(&twilio)
         .await;
 
-    let placed = gateway(&twilio.uri(), &[])
-        .place_flash_call(&flash_call())
-        .await;
+    let placed = gateway(&twilio.uri(), &[]).place_call(&flash_call()).await;
     assert_eq!(placed.unwrap().sid, "CA0123456789abcdef0123456789abcdef");
     assert_eq!(twilio.received_requests().await.unwrap().len(), 2);
 }
@@ -134,7 +132,7 @@ async fn a_429_is_retried_after_the_delay_twilio_asks_for() {
 
     assert!(
         gateway(&twilio.uri(), &[])
-            .place_flash_call(&flash_call())
+            .place_call(&flash_call())
             .await
             .is_ok()
     );
@@ -150,7 +148,7 @@ async fn persistent_5xx_gives_up_after_the_configured_retries() {
         .await;
 
     let placed = gateway(&twilio.uri(), &[("TWILIO_MAX_RETRIES", "2")])
-        .place_flash_call(&flash_call())
+        .place_call(&flash_call())
         .await;
     assert!(
         matches!(placed, Err(TelephonyError::Unavailable(_))),
@@ -170,9 +168,7 @@ async fn a_400_from_twilio_is_not_retried_and_its_error_is_read() {
         .mount(&twilio)
         .await;
 
-    let placed = gateway(&twilio.uri(), &[])
-        .place_flash_call(&flash_call())
-        .await;
+    let placed = gateway(&twilio.uri(), &[]).place_call(&flash_call()).await;
     assert_eq!(
         placed,
         Err(TelephonyError::Rejected {
@@ -192,7 +188,7 @@ async fn a_timeout_is_not_retried_and_is_ambiguous_because_the_call_may_exist() 
         .await;
 
     let placed = gateway(&twilio.uri(), &[("TWILIO_REQUEST_TIMEOUT_MS", "300")])
-        .place_flash_call(&flash_call())
+        .place_call(&flash_call())
         .await;
     assert!(
         matches!(placed, Err(TelephonyError::Ambiguous(_))),
@@ -314,7 +310,8 @@ fn message(from: shared::telephony::Sender) -> shared::telephony::OutgoingMessag
     shared::telephony::OutgoingMessage {
         to: random_phone(),
         from,
-        body: "Your code is 123456".into(),
+        channel: shared::telephony::MessageChannel::Sms,
+        content: shared::telephony::Content::Body("Your code is 123456".into()),
         status_callback: Some("https://api.example.com/webhooks/twilio/messages".into()),
         one_time_code: None,
     }

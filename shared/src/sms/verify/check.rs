@@ -221,7 +221,11 @@ impl SmsVerifyEndpoint {
         debug_assert_eq!(v.state, CodeState::Verified);
         let test_number = v.method == CodeMethod::TestNumber;
         // A test number's token says so: it proves nobody's phone.
-        let method = if test_number { "test_number" } else { "sms" };
+        let method = if test_number {
+            "test_number"
+        } else {
+            v.channel.amr()
+        };
         let issued = token::issue(
             secrets,
             &self.config,

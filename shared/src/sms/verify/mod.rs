@@ -19,8 +19,10 @@ use crate::guard::Guard;
 use crate::http::{ApiError, Endpoint, ErrorCode, OUTAGE_RETRY_AFTER_SECS, Route};
 use crate::init::Init;
 use crate::phone::PhoneNumber;
+use crate::pool::SourcePool;
 use crate::secrets::{SecretPart, Secrets, SecretsCache};
 use crate::session::Refusal;
+use crate::sms::code::CodeChannel;
 use crate::store::{Codes, Messages};
 use crate::telemetry::Channel;
 use crate::telephony::{TelephonyError, TelephonyGateway, TwilioVerify};
@@ -38,7 +40,12 @@ pub struct SmsVerifyEndpoint {
     telephony: Arc<dyn TelephonyGateway>,
     /// Twilio Verify, when `VERIFY_SERVICE_SID` delegates the codes to it.
     verify: Option<TwilioVerify>,
+    /// The caller IDs of voice codes, when this deployment sends them itself.
+    pool: Option<SourcePool>,
 }
+
+/// How long a client waits when the pool has no active number (an operator must act).
+const NO_POOL_RETRY_AFTER_SECS: u64 = 60;
 
 impl Endpoint for SmsVerifyEndpoint {
     const NAME: &'static str = "sms-verify";
@@ -61,27 +68,45 @@ impl Endpoint for SmsVerifyEndpoint {
             .copied()
             .filter(|part| !(delegated && *part == SecretPart::HashingKey))
             .collect();
-        let (warmed, (), ()) = tokio::join!(
+        let store = init.store();
+        let offers = |channel| config.codes.channels.contains(&channel);
+        let pool = (!delegated && offers(CodeChannel::Voice))
+            .then(|| SourcePool::new(store.pool(), config.pool_cache_ttl));
+        let (warmed, (), (), ()) = tokio::join!(
             secrets.require(&parts, Self::NAME),
             crate::phone::warm_up(),
-            guard.warm()
+            guard.warm(),
+            async {
+                if let Some(pool) = &pool {
+                    pool.prefetch().await;
+                }
+            }
         );
         warmed?;
         let verify = match &config.codes.verify_service_sid {
             Some(sid) => Some(TwilioVerify::new(&config, secrets.clone(), sid)?),
             None => {
-                if config.default_sms_sender().is_none() {
+                if offers(CodeChannel::Sms) && config.default_sms_sender().is_none() {
                     anyhow::bail!(
                         "sms-verify has no sender: set SMS_FROM_NUMBERS (E.164 numbers) or \
                          SMS_MESSAGING_SERVICE_SID, or VERIFY_SERVICE_SID to delegate to \
                          Twilio Verify"
                     );
                 }
+                if offers(CodeChannel::Whatsapp)
+                    && (config.codes.whatsapp_from.is_none()
+                        || config.codes.whatsapp_content_sid.is_none())
+                {
+                    anyhow::bail!(
+                        "CODE_CHANNELS offers whatsapp: set WHATSAPP_FROM (E.164) and \
+                         WHATSAPP_CONTENT_SID (an approved template's HX... SID), or \
+                         VERIFY_SERVICE_SID to delegate to Twilio Verify"
+                    );
+                }
                 None
             }
         };
         crate::guard::require_signatures_configured(&config, &secrets)?;
-        let store = init.store();
         Ok(SmsVerifyEndpoint {
             telephony: init.telephony().await?,
             clock: init.clock.clone(),
@@ -90,6 +115,7 @@ impl Endpoint for SmsVerifyEndpoint {
             messages: store.messages(),
             secrets,
             verify,
+            pool,
             config,
         })
     }
@@ -241,6 +267,8 @@ struct StartBody {
     phone_number: String,
     app_signature: Option<String>,
     locale: Option<String>,
+    /// `sms` (the default), `voice` or `whatsapp`.
+    channel: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
