@@ -490,6 +490,17 @@ impl Config {
             env.problems
                 .push("REQUIRE_ATTESTATION is true but APP_CHECK_PROJECT_NUMBER is not set".into());
         }
+        let codes = &config.codes;
+        if codes.channels.contains(&CodeChannel::Whatsapp)
+            && codes.verify_service_sid.is_none()
+            && (codes.whatsapp_from.is_none() || codes.whatsapp_content_sid.is_none())
+        {
+            env.problems.push(
+                "CODE_CHANNELS offers whatsapp: WHATSAPP_FROM and WHATSAPP_CONTENT_SID must be set \
+                 (or VERIFY_SERVICE_SID, whose service sends it)"
+                    .into(),
+            );
+        }
         if config.quarantine.grace >= config.quarantine.window {
             env.problems.push(
                 "QUARANTINE_GRACE_SECONDS must be shorter than QUARANTINE_WINDOW_SECONDS".into(),
@@ -1088,5 +1099,51 @@ mod tests {
         .unwrap();
         assert_eq!(c.attestation.app_ids.len(), 2);
         assert_eq!(c.quarantine.mode, QuarantineMode::Monitor);
+    }
+
+    #[test]
+    fn channel_and_inbound_settings_have_the_documented_defaults_and_are_checked() {
+        let c = Config::from_vars(vars(&[])).unwrap();
+        assert_eq!(c.codes.channels, [CodeChannel::Sms, CodeChannel::Voice]);
+        assert_eq!(c.codes.voice_language, "en-US");
+        assert_eq!(c.inbound.accepted_attestations, BTreeSet::from(['A']));
+        assert!(!c.inbound.require_attestation);
+
+        let c = Config::from_vars(vars(&[
+            ("CODE_CHANNELS", "whatsapp, sms"),
+            ("WHATSAPP_FROM", "+14155550100"),
+            ("WHATSAPP_CONTENT_SID", "HX0123456789abcdef0123456789abcdef"),
+            ("INBOUND_ACCEPTED_ATTESTATIONS", "a,B"),
+            ("INBOUND_REQUIRE_ATTESTATION", "true"),
+        ]))
+        .unwrap();
+        assert_eq!(c.codes.channels, [CodeChannel::Whatsapp, CodeChannel::Sms]);
+        assert_eq!(c.inbound.accepted_attestations, BTreeSet::from(['A', 'B']));
+        assert!(c.inbound.require_attestation);
+        // Twilio Verify sends WhatsApp from its own sender.
+        assert!(
+            Config::from_vars(vars(&[
+                ("CODE_CHANNELS", "sms,whatsapp"),
+                ("VERIFY_SERVICE_SID", "VA0123456789abcdef0123456789abcdef"),
+            ]))
+            .is_ok()
+        );
+
+        let err = Config::from_vars(vars(&[
+            ("CODE_CHANNELS", "sms,fax"),
+            ("CODE_VOICE_LANGUAGE", "xx-XX"),
+            ("INBOUND_ACCEPTED_ATTESTATIONS", "A,D"),
+        ]))
+        .unwrap_err();
+        let text = err.to_string();
+        for name in [
+            "CODE_CHANNELS",
+            "CODE_VOICE_LANGUAGE",
+            "INBOUND_ACCEPTED_ATTESTATIONS",
+        ] {
+            assert!(text.contains(name), "{name} missing from {text}");
+        }
+        let err = Config::from_vars(vars(&[("CODE_CHANNELS", "sms,whatsapp")])).unwrap_err();
+        assert!(err.to_string().contains("WHATSAPP_CONTENT_SID"), "{err}");
     }
 }

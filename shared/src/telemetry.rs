@@ -99,6 +99,8 @@ pub enum Channel {
     Delegated,
     /// A test number of the secret (app-store reviewers).
     TestNumber,
+    /// The inbound missed call: the phone calls a pool number.
+    InboundCall,
 }
 
 impl Channel {
@@ -108,6 +110,7 @@ impl Channel {
             Channel::SmsCode => "sms_code",
             Channel::Delegated => "delegated",
             Channel::TestNumber => "test_number",
+            Channel::InboundCall => "inbound_call",
         }
     }
 }

@@ -460,6 +460,14 @@ pub struct Reply {
     pub headers: reqwest::header::HeaderMap,
 }
 
+/// An answer that need not be JSON (TwiML).
+#[derive(Debug)]
+pub struct RawReply {
+    pub status: u16,
+    pub content_type: String,
+    pub text: String,
+}
+
 impl TestApp {
     pub async fn spawn(overrides: &[(&str, &str)]) -> TestApp {
         let (init, clock, phone) = init(overrides).await;
@@ -680,6 +688,35 @@ impl TestApp {
                 .form(&params),
         )
         .await
+    }
+
+    /// Twilio's post of a call from `from` to `to` (one of our numbers), with `StirVerstat`
+    /// when given, signed with `token` (`None`: unsigned): the answer as it comes (TwiML).
+    pub async fn call_in(
+        &self,
+        token: Option<&str>,
+        from: &str,
+        to: &str,
+        verstat: Option<&str>,
+    ) -> RawReply {
+        let url = format!("{}{}", self.url, shared::telephony::VOICE_INCOMING.path);
+        let params = shared::telephony::incoming_call(from, to, verstat);
+        let mut req = self.client.post(&url).form(&params);
+        if let Some(token) = token {
+            let signature = shared::twilio_signature::compute(token, &url, &params);
+            req = req.header("x-twilio-signature", signature);
+        }
+        let response = req.send().await.expect("the local API answers");
+        RawReply {
+            status: response.status().as_u16(),
+            content_type: response
+                .headers()
+                .get("content-type")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_owned(),
+            text: response.text().await.unwrap(),
+        }
     }
 
     /// `GET /sms/{id}` with the service key.
@@ -950,4 +987,14 @@ pub fn wrong_caller_id(right: &PhoneNumber) -> String {
     } else {
         "+14155550100".into()
     }
+}
+
+/// The claims of an access token (its payload, unverified: the tests read what was issued).
+pub fn token_claims(token: &str) -> Value {
+    use base64::Engine;
+    let payload = token.split('.').nth(1).expect("a JWT has a payload");
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .expect("the payload is base64url");
+    serde_json::from_slice(&bytes).expect("the payload is JSON")
 }

@@ -1,4 +1,6 @@
-//! `POST /auth/request`: checks, rate-limits, opens a session and places the flash call.
+//! `POST /auth/request`: checks, rate-limits, opens a session and places the flash call; or,
+//! with `"direction": "inbound"`, opens a session the user verifies by calling a pool number
+//! (the inbound missed call: nothing is dialed).
 
 use std::sync::Arc;
 
@@ -44,6 +46,18 @@ pub struct RequestEndpoint {
 struct RequestBody {
     phone_number: PhoneNumber,
     app_signature: Option<String>,
+    /// `outbound` (the default: we call the phone) or `inbound` (the phone calls us).
+    direction: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct InboundAccepted {
+    session_id: SessionId,
+    /// The pool number the user calls (the app opens `tel:` with it).
+    call_to: PhoneNumber,
+    expires_at: String,
+    time_window_seconds: u64,
+    detail: &'static str,
 }
 
 #[derive(Debug, Serialize)]
@@ -98,6 +112,11 @@ impl Endpoint for RequestEndpoint {
         req: Request,
     ) -> Result<Response<Body>, ApiError> {
         let body: RequestBody = json_body(&req)?;
+        let direction = match body.direction.as_deref() {
+            None => Direction::Outbound,
+            Some(named) => Direction::parse(named)
+                .ok_or_else(|| ApiError::field("direction", "must be outbound or inbound"))?,
+        };
         let phone = body.phone_number;
         let attested = self.guard.attest(&req, self.clock.now()).await?;
         // The secret is read even when signatures are off: a request that cannot be served
@@ -106,9 +125,9 @@ impl Endpoint for RequestEndpoint {
         check_app_signature(&self.config, &secrets, body.app_signature.as_deref())?;
         check_destination(&self.config, &phone)?;
 
-        // The source number first: a request the pool cannot serve takes nothing from the
+        // The pool number first: a request the pool cannot serve takes nothing from the
         // limits.
-        let Some(caller_id) = self.pool.pick(&phone).await? else {
+        let Some(pool_number) = self.pool.pick(&phone).await? else {
             tracing::error!("the pool of source numbers has no active number");
             return Err(ApiError::Unavailable {
                 code: ErrorCode::NoPoolNumber,
@@ -117,6 +136,10 @@ impl Endpoint for RequestEndpoint {
                 cause: None,
             });
         };
+        if direction == Direction::Inbound {
+            return self.inbound(&req, phone, pool_number, attested).await;
+        }
+        let caller_id = pool_number;
 
         let now = self.clock.now();
         let id = SessionId::random();
@@ -186,6 +209,72 @@ impl Endpoint for RequestEndpoint {
 }
 
 impl RequestEndpoint {
+    /// An inbound missed call's session: the phone is to call `call_to` within the session's
+    /// window. Nothing is dialed, so no service-wide budget is drawn and our account is asked
+    /// for nothing; the per-phone, per-IP and per-network limits and the cooldown are taken.
+    async fn inbound(
+        &self,
+        req: &Request,
+        phone: PhoneNumber,
+        call_to: PhoneNumber,
+        attested: bool,
+    ) -> Result<Response<Body>, ApiError> {
+        let now = self.clock.now();
+        let session = Session {
+            id: SessionId::random(),
+            phone,
+            caller_id_hash: String::new(),
+            direction: Direction::Inbound,
+            call_to: Some(call_to),
+            token_issued_at: None,
+            state: SessionState::Pending,
+            attempts: 0,
+            created_at: now,
+            expires_at: now + self.config.validity_period,
+            verified_at: None,
+            call_sid: None,
+            call_status: CallStatus::NotPlaced,
+        };
+        let ip = client_ip(req);
+        let per_phone = [Quota {
+            counter: "flash-phone-day",
+            limit: Limit::PhonePerDay,
+            max: self.config.max_requests_per_phone_per_day,
+            period: Period::Day,
+        }];
+        let send = SendRequest {
+            phone: &session.phone,
+            caller: Caller::App {
+                ip: ip.as_deref(),
+                attested,
+            },
+            scope: "inbound",
+            per_phone: &per_phone,
+            cooldown: self.config.request_cooldown,
+            units: 0,
+            // Nothing is sent to the phone: there is no send for the quarantine to judge.
+            verification: false,
+            failure_caps: self.guard.flash_failure_caps(&session.phone),
+            provider: None,
+        };
+        let write = self.sessions.new_session(&session)?;
+        self.guard.admit(&send, now, vec![write]).await?;
+        tracing::info!(session_id = %session.id, phone = %session.phone.masked(), "inbound session opened");
+        crate::telemetry::verification_started(Channel::InboundCall);
+        let accepted = InboundAccepted {
+            session_id: session.id,
+            call_to: session
+                .call_to
+                .clone()
+                .unwrap_or_else(|| session.phone.clone()),
+            expires_at: rfc3339(session.expires_at),
+            time_window_seconds: self.config.validity_period.as_secs(),
+            detail: "Call call_to from this phone: the call is rejected (it costs nothing) and \
+                     verifies the phone. Then post the session_id to /auth/verify.",
+        };
+        Ok(json(StatusCode::ACCEPTED, &accepted))
+    }
+
     /// Places the call. Once the provider has it, or may have it (no answer came back), the
     /// answer is 202 whatever happens next: an error would invite a retry that rings the phone
     /// again, so a failure to store the call's SID is only logged (the status callback can

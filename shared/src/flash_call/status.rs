@@ -46,6 +46,8 @@ struct Status {
     created_at: String,
     expires_at: String,
     call_status: &'static str,
+    /// `outbound` (a flash call) or `inbound` (the phone calls `call_to`).
+    direction: &'static str,
 }
 
 impl Endpoint for StatusEndpoint {
@@ -96,6 +98,7 @@ impl Endpoint for StatusEndpoint {
             created_at: rfc3339(session.created_at),
             expires_at: rfc3339(session.expires_at),
             call_status: session.call_status.as_str(),
+            direction: session.direction.as_str(),
         };
         Ok(json(StatusCode::OK, &status))
     }

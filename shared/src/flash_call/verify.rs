@@ -1,4 +1,5 @@
-//! `POST /auth/verify`: checks the caller ID the app read and issues an access token.
+//! `POST /auth/verify`: checks the caller ID the app read and issues an access token; for an
+//! inbound session (the phone called us), issues the token of the verified session, once.
 
 use std::sync::Arc;
 
@@ -10,11 +11,11 @@ use subtle::ConstantTimeEq;
 use crate::clock::{Clock, rfc3339};
 use crate::config::Config;
 use crate::guard::Guard;
-use crate::http::{ApiError, Endpoint, Route, json, json_body};
+use crate::http::{ApiError, Endpoint, ErrorCode, Route, json, json_body};
 use crate::init::Init;
 use crate::phone::PhoneNumber;
 use crate::secrets::{SecretPart, SecretsCache};
-use crate::session::{Refusal, Session, SessionId};
+use crate::session::{Direction, Refusal, Session, SessionId, SessionState};
 use crate::store::Sessions;
 use crate::store::rate_limits::seconds_to_day_end;
 use crate::store::sessions::{Attempt, MatchRefused};
@@ -32,7 +33,8 @@ pub struct VerifyEndpoint {
 #[serde(deny_unknown_fields)]
 struct VerifyBody {
     phone_number: PhoneNumber,
-    received_caller_id: String,
+    /// The caller ID of a flash call; absent for an inbound session.
+    received_caller_id: Option<String>,
     session_id: Option<SessionId>,
 }
 
@@ -89,13 +91,22 @@ impl Endpoint for VerifyEndpoint {
 impl VerifyEndpoint {
     async fn verify(&self, req: Request) -> Result<Response<Body>, ApiError> {
         let body: VerifyBody = json_body(&req)?;
-        let received = PhoneNumber::parse_caller_id(&body.received_caller_id, &body.phone_number)
+        let Some(received_caller_id) = body.received_caller_id.as_deref() else {
+            return self.claim_inbound(&body).await;
+        };
+        let received = PhoneNumber::parse_caller_id(received_caller_id, &body.phone_number)
             .map_err(|e| ApiError::field("received_caller_id", e))?;
         let now = self.clock.now();
         let max = self.config.max_verification_attempts;
         let session = self
             .find_session(&body.phone_number, body.session_id, now)
             .await?;
+        if session.direction == Direction::Inbound {
+            return Err(ApiError::field(
+                "received_caller_id",
+                "an inbound session is verified by the phone's call: post its session_id alone",
+            ));
+        }
         if let Some(refusal) = session.refusal(now, max) {
             return Err(refusal.into());
         }
@@ -142,26 +153,94 @@ impl VerifyEndpoint {
                 return Err(ApiError::phone_locked(seconds_to_day_end(now)));
             }
         };
-
-        let issued = token::issue(
-            &secrets,
-            &self.config,
-            &updated.phone,
-            &updated.id.to_string(),
-            "flash_call",
-            now,
-        )?;
-        tracing::info!(session_id = %updated.id, phone = %updated.phone.masked(), "phone verified");
         self.guard
             .converted(&updated.phone, updated.created_at)
             .await;
+        self.issue(&secrets, &updated, "flash_call", now)
+    }
+
+    /// An inbound session's token: the session must be named, belong to the phone and have
+    /// been verified by its call within the last validity period; the token is issued once.
+    async fn claim_inbound(&self, body: &VerifyBody) -> Result<Response<Body>, ApiError> {
+        let Some(id) = body.session_id else {
+            return Err(ApiError::field(
+                "received_caller_id",
+                "is required, or session_id for an inbound session",
+            ));
+        };
+        let now = self.clock.now();
+        let session = self.find_session(&body.phone_number, Some(id), now).await?;
+        if session.direction != Direction::Inbound {
+            return Err(ApiError::field(
+                "received_caller_id",
+                "is required to verify a flash call",
+            ));
+        }
+        match session.state {
+            SessionState::Verified if session.token_issued_at.is_some() => {
+                return Err(Refusal::AlreadyVerified.into());
+            }
+            SessionState::Verified => {}
+            _ => {
+                if let Some(refusal) = session.refusal(now, self.config.max_verification_attempts) {
+                    return Err(refusal.into());
+                }
+                return Err(ApiError::refused(
+                    ErrorCode::VerificationPending,
+                    "the phone has not called call_to yet: call it, then post again",
+                ));
+            }
+        }
+        // The secret first: a token must never be claimed that cannot be issued.
+        let secrets = self.secrets.get().await?;
+        let since = now - self.config.validity_period;
+        let mut also = Vec::new();
+        for cap in &self.guard.flash_failure_caps(&session.phone) {
+            also.push(self.guard.limits().failure_lock_check(cap, now)?);
+        }
+        also.extend(self.guard.trust(&session.phone, now)?);
+        match self
+            .sessions
+            .claim_token(&session, now, since, also)
+            .await?
+        {
+            Ok(()) => {}
+            Err(MatchRefused::Session(refusal)) => return Err(refusal.into()),
+            Err(MatchRefused::PhoneLocked) => {
+                return Err(ApiError::phone_locked(seconds_to_day_end(now)));
+            }
+        }
+        self.issue(&secrets, &session, "tel", now)
+    }
+
+    /// The 200 of a verified session: its access token, whose `amr` is `method`.
+    fn issue(
+        &self,
+        secrets: &crate::secrets::Secrets,
+        updated: &Session,
+        method: &str,
+        now: time::OffsetDateTime,
+    ) -> Result<Response<Body>, ApiError> {
+        let issued = token::issue(
+            secrets,
+            &self.config,
+            &updated.phone,
+            &updated.id.to_string(),
+            method,
+            now,
+        )?;
+        tracing::info!(session_id = %updated.id, phone = %updated.phone.masked(), direction = updated.direction.as_str(), "phone verified");
+        let channel = match updated.direction {
+            Direction::Outbound => crate::telemetry::Channel::FlashCall,
+            Direction::Inbound => crate::telemetry::Channel::InboundCall,
+        };
         crate::telemetry::time_to_verify(
-            crate::telemetry::Channel::FlashCall,
-            (now - updated.created_at).as_seconds_f64(),
+            channel,
+            (updated.verified_at.unwrap_or(now) - updated.created_at).as_seconds_f64(),
         );
         let verified = Verified {
             verified: true,
-            phone_number: updated.phone,
+            phone_number: updated.phone.clone(),
             session_id: updated.id,
             verified_at: rfc3339(updated.verified_at.unwrap_or(now)),
             access_token: issued.token,
@@ -191,7 +270,9 @@ impl VerifyEndpoint {
         }
         let max = self.config.max_verification_attempts;
         self.sessions
-            .newest_open(phone, now, max, RECENT_SESSIONS)
+            .newest_open(phone, now, max, RECENT_SESSIONS, |s| {
+                s.direction == Direction::Outbound
+            })
             .await?
             .ok_or_else(|| Refusal::NotFound.into())
     }

@@ -58,6 +58,7 @@ error_codes! {
     RouteNotFound = "route_not_found" => NOT_FOUND,
     MethodNotAllowed = "method_not_allowed" => METHOD_NOT_ALLOWED,
     AlreadyVerified = "already_verified" => CONFLICT,
+    VerificationPending = "verification_pending" => CONFLICT,
     SessionFailed = "session_failed" => CONFLICT,
     EventIdConflict = "event_id_conflict" => CONFLICT,
     CallNumbersConflict = "call_numbers_conflict" => CONFLICT,

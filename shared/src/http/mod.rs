@@ -17,5 +17,5 @@ pub use context::{bearer_token, client_ip, path_param, public_base_url, query_pa
 pub use endpoint::{Endpoint, Served, serve};
 pub use error::{ApiError, OUTAGE_RETRY_AFTER_SECS};
 pub use idempotency::{IDEMPOTENT_REPLAYED, idempotency_key, replayed};
-pub use response::json;
+pub use response::{json, twiml};
 pub use route::{Method, Route, match_path};

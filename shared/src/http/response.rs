@@ -14,6 +14,18 @@ pub fn json(status: StatusCode, body: &impl Serialize) -> Response<Body> {
     json_text(status, text)
 }
 
+/// A TwiML document: Twilio's answer to a call made to one of our numbers.
+pub fn twiml(text: &'static str) -> Response<Body> {
+    let mut response = Response::new(Body::Text(text.to_owned()));
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/xml; charset=utf-8"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
 /// A response of JSON already serialised (a stored response, replayed).
 pub fn json_text(status: StatusCode, text: String) -> Response<Body> {
     let mut response = Response::new(Body::Text(text));

@@ -165,25 +165,69 @@ impl Sessions {
             .collect()
     }
 
-    /// The phone's newest open session at `now`: one Query of the index, then one consistent
-    /// GetItem of the session itself.
+    /// The phone's newest session open at `now` that is `wanted` (a flash call's, or an
+    /// inbound session showing the number called): one Query of the index, then a consistent
+    /// GetItem per open candidate, newest first, until one is wanted.
     pub async fn newest_open(
         &self,
         phone: &PhoneNumber,
         now: OffsetDateTime,
         max_attempts: u32,
         look_at: i32,
+        wanted: impl Fn(&Session) -> bool,
     ) -> Result<Option<Session>, StoreError> {
         let candidates = self.recent_in_index(phone, look_at).await?;
-        let Some(open) = candidates.iter().find(|c| {
+        for open in candidates.iter().filter(|c| {
             c.state == SessionState::Pending && c.attempts < max_attempts && c.expires_at > now
-        }) else {
-            return Ok(None);
-        };
-        Ok(self
-            .get_session(&open.id)
-            .await?
-            .filter(|s| &s.phone == phone && s.is_open(now, max_attempts)))
+        }) {
+            let Some(session) = self.get_session(&open.id).await? else {
+                continue;
+            };
+            if &session.phone == phone && session.is_open(now, max_attempts) && wanted(&session) {
+                return Ok(Some(session));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Issues an inbound session's token, once: one conditional write that the session is
+    /// verified by its incoming call, at or after `since`, and has no token yet, in one
+    /// transaction with `also` (the failure caps' checks and the phone's trust record).
+    pub async fn claim_token(
+        &self,
+        read: &Session,
+        now: OffsetDateTime,
+        since: OffsetDateTime,
+        also: Vec<TransactWriteItem>,
+    ) -> Result<Result<(), MatchRefused>, StoreError> {
+        let update = Update::builder()
+            .table_name(self.table())
+            .set_key(Some(keys::session_key(&read.id)))
+            .condition_expression(
+                "attribute_exists(#pk) AND #state = :verified AND #direction = :inbound \
+                 AND attribute_not_exists(#issued) AND #verified_at >= :since",
+            )
+            .update_expression("SET #issued = :now")
+            .expression_attribute_names("#pk", PK)
+            .expression_attribute_names("#state", STATE)
+            .expression_attribute_names("#direction", DIRECTION)
+            .expression_attribute_names("#issued", TOKEN_ISSUED_AT)
+            .expression_attribute_names("#verified_at", VERIFIED_AT)
+            .expression_attribute_values(":verified", s(SessionState::Verified.as_str()))
+            .expression_attribute_values(":inbound", s(Direction::Inbound.as_str()))
+            .expression_attribute_values(":since", millis_av(since))
+            .expression_attribute_values(":now", millis_av(now))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .build()?;
+        self.close_under_lock(update, also, |old| {
+            Ok(match old.map(session_from).transpose()? {
+                None => Refusal::NotFound,
+                Some(s) if s.token_issued_at.is_some() => Refusal::AlreadyVerified,
+                Some(s) if s.state == SessionState::Verified => Refusal::Expired,
+                Some(_) => Refusal::NotFound,
+            })
+        })
+        .await
     }
 
     /// The phone's newest sessions, newest first (for the operator and tests: a Query and a

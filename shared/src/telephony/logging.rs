@@ -187,6 +187,28 @@ pub fn message_callbacks(message: &OutgoingMessage, sid: &str) -> Vec<Vec<(Strin
         .collect()
 }
 
+/// What Twilio posts to a number's voice URL when `from` calls `to` (the inbound missed
+/// call), with the caller's STIR/SHAKEN verification (`TN-Validation-Passed-A`) when given:
+/// for `stackctl call-in` and the tests, which play the phone.
+pub fn incoming_call(from: &str, to: &str, verstat: Option<&str>) -> Vec<(String, String)> {
+    let sid = format!("CA{}", uuid::Uuid::new_v4().simple());
+    let mut params = vec![
+        ("AccountSid", LOCAL_ACCOUNT_SID),
+        ("ApiVersion", "2010-04-01"),
+        ("CallSid", sid.as_str()),
+        ("CallStatus", "ringing"),
+        ("Called", to),
+        ("Caller", from),
+        ("Direction", "inbound"),
+        ("From", from),
+        ("To", to),
+    ];
+    if let Some(verstat) = verstat {
+        params.push(("StirVerstat", verstat));
+    }
+    form(&params)
+}
+
 const LOCAL_ACCOUNT_SID: &str = "AC00000000000000000000000000000000";
 
 fn form(pairs: &[(&str, &str)]) -> Vec<(String, String)> {

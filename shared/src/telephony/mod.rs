@@ -12,7 +12,9 @@ use std::pin::Pin;
 use std::time::Duration;
 
 pub use configured::ConfiguredGateway;
-pub use logging::{LoggingGateway, MAGIC_RECIPIENTS, is_loopback_url, magic_refusal};
+pub use logging::{
+    LoggingGateway, MAGIC_RECIPIENTS, incoming_call, is_loopback_url, magic_refusal,
+};
 pub use twilio::TwilioGateway;
 pub use twiml::HANG_UP;
 pub use verify::{CheckOutcome, StartedVerification, TwilioVerify};

@@ -1,8 +1,12 @@
-//! `twilio-webhook`: Twilio's status callbacks. `POST /webhooks/twilio/voice` moves a flash
-//! call's session `call_status` forward (never back), `POST /webhooks/twilio/messages` a
-//! message's log entry; every callback must carry a valid
+//! `twilio-webhook`: Twilio's status callbacks and the calls to our numbers.
+//! `POST /webhooks/twilio/voice` moves a flash call's session `call_status` forward (never
+//! back), `POST /webhooks/twilio/messages` a message's log entry, and
+//! `POST /webhooks/twilio/voice/incoming` rejects a call to a pool number, verifying the
+//! inbound session it matches; every request must carry a valid
 //! `X-Twilio-Signature` of the exact URL Twilio called, or it is a 403 that writes nothing and
 //! logs nothing but the fact.
+
+mod incoming;
 
 use std::sync::Arc;
 
@@ -21,7 +25,7 @@ use crate::secrets::{SecretPart, SecretsCache};
 use crate::session::{CallStatus, SessionId};
 use crate::sms::{MessageId, MessageStatus};
 use crate::store::{Messages, Sessions};
-use crate::telephony::{MESSAGE_STATUS_CALLBACK, VOICE_STATUS_CALLBACK, is_sid};
+use crate::telephony::{MESSAGE_STATUS_CALLBACK, VOICE_INCOMING, VOICE_STATUS_CALLBACK, is_sid};
 use crate::twilio_signature::{Signed, is_valid};
 
 pub struct TwilioWebhookEndpoint {
@@ -37,7 +41,11 @@ const MAX_FORM_BYTES: usize = 16 * 1024;
 
 impl Endpoint for TwilioWebhookEndpoint {
     const NAME: &'static str = "twilio-webhook";
-    const ROUTES: &'static [Route] = &[VOICE_STATUS_CALLBACK, MESSAGE_STATUS_CALLBACK];
+    const ROUTES: &'static [Route] = &[
+        VOICE_STATUS_CALLBACK,
+        MESSAGE_STATUS_CALLBACK,
+        VOICE_INCOMING,
+    ];
     const SECRETS: &'static [SecretPart] = &[SecretPart::Twilio];
 
     async fn init(init: &Init) -> anyhow::Result<Self> {
@@ -60,6 +68,9 @@ impl Endpoint for TwilioWebhookEndpoint {
         let params = form_params(&req)?;
         self.check_signature(&req, &params).await?;
         let form = Form(&params);
+        if *route == VOICE_INCOMING {
+            return Ok(self.answer_incoming(&form).await);
+        }
         let applied = if *route == MESSAGE_STATUS_CALLBACK {
             self.message_status(&req, &form).await?
         } else {

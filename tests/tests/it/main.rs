@@ -14,6 +14,7 @@ mod faults;
 mod fixtures;
 mod flash_flow;
 mod guard;
+mod inbound;
 mod messages;
 mod metrics;
 mod outages;
