@@ -5,6 +5,7 @@ mod abuse;
 mod ambiguous;
 mod bad_input;
 mod calls;
+mod channels;
 mod concurrency;
 mod deployed;
 mod docs;

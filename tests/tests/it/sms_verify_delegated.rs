@@ -345,3 +345,61 @@ async fn test_numbers_are_answered_before_delegation() {
         "Verify was asked about a test number"
     );
 }
+
+#[tokio::test]
+async fn voice_and_whatsapp_starts_ask_verify_for_its_call_and_whatsapp_channels() {
+    let verify = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path(verifications()))
+        .respond_with(
+            ResponseTemplate::new(201)
+                .set_body_json(json!({"sid": VERIFICATION, "status": "pending"})),
+        )
+        .mount(&verify)
+        .await;
+    let app = TestApp::spawn_public(
+        &[
+            ("VERIFY_SERVICE_SID", SERVICE),
+            ("TWILIO_VERIFY_BASE_URL", &verify.uri()),
+            ("CODE_CHANNELS", "sms,voice,whatsapp"),
+        ],
+        secrets(json!({})),
+        true,
+    )
+    .await;
+    for (channel, sent) in [("voice", "call"), ("whatsapp", "whatsapp"), ("sms", "sms")] {
+        let phone = random_phone();
+        let reply = app
+            .start_code(phone.as_str(), json!({"channel": channel}))
+            .await;
+        assert_eq!(reply.status, 202, "{channel}: {}", reply.body);
+        assert_eq!(reply.body["channel"], channel);
+        let requests = verify.received_requests().await.unwrap();
+        let form: Vec<(String, String)> =
+            serde_urlencoded::from_bytes(&requests.last().unwrap().body).unwrap();
+        assert!(
+            form.contains(&("Channel".to_owned(), sent.to_owned()))
+                && form.contains(&("To".to_owned(), phone.to_string())),
+            "{channel}: {form:?}"
+        );
+        assert!(app.phone.messages_to(&phone).is_empty() && app.phone.calls_to(&phone) == 0);
+    }
+
+    // And Verify's own contract takes both channels.
+    let prism = TestApp::spawn_public(
+        &[
+            ("VERIFY_SERVICE_SID", SERVICE),
+            ("TWILIO_VERIFY_BASE_URL", &verify_mock_url()),
+            ("CODE_CHANNELS", "sms,voice,whatsapp"),
+        ],
+        secrets(json!({})),
+        true,
+    )
+    .await;
+    for channel in ["voice", "whatsapp"] {
+        let reply = prism
+            .start_code(random_phone().as_str(), json!({"channel": channel}))
+            .await;
+        assert_eq!(reply.status, 202, "Prism refused {channel}: {}", reply.body);
+    }
+}

@@ -440,9 +440,15 @@ impl SmsVerifyEndpoint {
         };
         let codes = &self.config.codes;
         let (template, language) = match codes.voice_templates.matching(start.locale) {
+            // The locale's own voice (`es-MX`) where Twilio has one, else its template's
+            // language's (`es`: `es-ES`).
             Some((tag, text)) => (
                 text,
-                say_language(tag).unwrap_or(codes.voice_language.as_str()),
+                start
+                    .locale
+                    .and_then(say_language)
+                    .or_else(|| say_language(tag))
+                    .unwrap_or(codes.voice_language.as_str()),
             ),
             None => (
                 codes.voice_templates.for_locale(None),
