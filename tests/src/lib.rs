@@ -101,6 +101,24 @@ pub const FIXTURE_ANSWERS: &[(&str, u16, Option<&str>)] = &[
     ("sms-get.json", 404, Some("message_not_found")),
     ("sms-get-malformed-id.json", 400, Some("invalid_field")),
     ("sms-verify-start.json", 202, None),
+    // A voice code in Mexican Spanish (`CODE_CHANNELS` offers voice by default), and WhatsApp,
+    // which it does not.
+    ("sms-verify-start-voice.json", 202, None),
+    (
+        "sms-verify-start-channel-not-offered.json",
+        400,
+        Some("invalid_field"),
+    ),
+    // The inbound missed call: a pool number to call, nothing dialed.
+    ("auth-request-inbound.json", 202, None),
+    // Signed with the local webhook token; no session awaits its caller: rejected as busy
+    // (TwiML, read as `{"text": ...}`), nothing verified.
+    ("twilio-voice-incoming.json", 200, None),
+    (
+        "twilio-voice-incoming-unsigned.json",
+        403,
+        Some("invalid_signature"),
+    ),
     (
         "sms-verify-start-unknown-field.json",
         400,

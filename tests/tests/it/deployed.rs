@@ -323,6 +323,42 @@ async fn readme_sessions(d: &Deployed) -> Vec<String> {
         .await;
     check("POST /auth/verify with a wrong caller ID", &a, 400);
 
+    // The inbound missed call by hand: the phone calls `call_to` (what `stackctl call-in`
+    // posts), the call is rejected as busy, then the session's token.
+    let phone = tests::random_phone().to_string();
+    let a = d
+        .send(d.post(
+            "/auth/request",
+            json!({"phone_number": phone, "app_signature": APP_SIGNATURE, "direction": "inbound"}),
+        ))
+        .await;
+    check("POST /auth/request inbound", &a, 202);
+    let session = a.body["session_id"].as_str().unwrap_or_default().to_owned();
+    let call_to = a.body["call_to"].as_str().unwrap_or_default().to_owned();
+    let url = format!("{}{}", d.url, shared::telephony::VOICE_INCOMING.path);
+    let params = shared::telephony::incoming_call(&phone, &call_to, Some("TN-Validation-Passed-A"));
+    let signature = shared::twilio_signature::compute(
+        devstack::bootstrap::LOCAL_TWILIO_AUTH_TOKEN,
+        &url,
+        &params,
+    );
+    let a = d
+        .send(
+            d.client
+                .post(&url)
+                .header("x-twilio-signature", signature)
+                .form(&params),
+        )
+        .await;
+    check("POST /webhooks/twilio/voice/incoming", &a, 200);
+    let a = d
+        .send(d.post(
+            "/auth/verify",
+            json!({"phone_number": phone, "session_id": session}),
+        ))
+        .await;
+    check("POST /auth/verify (inbound)", &a, 200);
+
     // An SMS by hand: send, replay, the delivery log once the callbacks came back.
     let to = tests::random_phone().to_string();
     let send = || {
