@@ -19,6 +19,7 @@ use crate::session::{Direction, Refusal, Session, SessionId, SessionState};
 use crate::store::Sessions;
 use crate::store::rate_limits::seconds_to_day_end;
 use crate::store::sessions::{Attempt, MatchRefused};
+use crate::telemetry::Channel;
 use crate::token::{self, TOKEN_TYPE};
 
 pub struct VerifyEndpoint {
@@ -79,9 +80,14 @@ impl Endpoint for VerifyEndpoint {
         _route: &'static Route,
         req: Request,
     ) -> Result<Response<Body>, ApiError> {
-        let outcome = self.verify(req).await;
+        let body: VerifyBody = json_body(&req)?;
+        // A caller ID is a flash call's answer; without one, the claim of an inbound session.
+        let (channel, outcome) = match body.received_caller_id.as_deref() {
+            Some(received) => (Channel::FlashCall, self.verify(&body, received).await),
+            None => (Channel::InboundCall, self.claim_inbound(&body).await),
+        };
         crate::telemetry::verification_checked(
-            crate::telemetry::Channel::FlashCall,
+            channel,
             outcome.as_ref().map(|_| ()).map_err(ApiError::code),
         );
         outcome
@@ -89,11 +95,11 @@ impl Endpoint for VerifyEndpoint {
 }
 
 impl VerifyEndpoint {
-    async fn verify(&self, req: Request) -> Result<Response<Body>, ApiError> {
-        let body: VerifyBody = json_body(&req)?;
-        let Some(received_caller_id) = body.received_caller_id.as_deref() else {
-            return self.claim_inbound(&body).await;
-        };
+    async fn verify(
+        &self,
+        body: &VerifyBody,
+        received_caller_id: &str,
+    ) -> Result<Response<Body>, ApiError> {
         let received = PhoneNumber::parse_caller_id(received_caller_id, &body.phone_number)
             .map_err(|e| ApiError::field("received_caller_id", e))?;
         let now = self.clock.now();
@@ -231,8 +237,8 @@ impl VerifyEndpoint {
         )?;
         tracing::info!(session_id = %updated.id, phone = %updated.phone.masked(), direction = updated.direction.as_str(), "phone verified");
         let channel = match updated.direction {
-            Direction::Outbound => crate::telemetry::Channel::FlashCall,
-            Direction::Inbound => crate::telemetry::Channel::InboundCall,
+            Direction::Outbound => Channel::FlashCall,
+            Direction::Inbound => Channel::InboundCall,
         };
         crate::telemetry::time_to_verify(
             channel,

@@ -6,7 +6,7 @@
 //!                                    call records keep the call, with the number as "erased")
 //!     stackctl rotate-token-key     a new token-signing key (the old one stays valid as AWSPREVIOUS)
 //!     stackctl pool list
-//!     stackctl pool add +1555... [+1555...]
+//!     stackctl pool add +1555... [+1555...]   (prints the voice URL to set on each number)
 //!     stackctl pool disable +1555...
 //!     stackctl traffic CALLS NUMBERS [SEED]   random call events into the table (for demos)
 //!     stackctl hash-key KEY          the SHA-256 to put in the secret's service_api_key_hashes
@@ -18,6 +18,9 @@
 //!                                    DEST is a block (+1415555) or a country (country:44)
 //!     stackctl app-check-token [--app-id ID]
 //!                                    a token of the local App Check project, valid one hour
+//!     stackctl call-in --from PHONE --to POOL_NUMBER [--stir A|B|C]
+//!                                    plays Twilio for the inbound missed call: posts a signed
+//!                                    incoming call to the local API (PUBLIC_BASE_URL, loopback)
 
 use anyhow::{Context, bail};
 use rand::SeedableRng;
@@ -171,7 +174,15 @@ async fn main() -> anyhow::Result<()> {
             for number in parse_numbers(numbers.iter().copied())? {
                 store.pool().put(&number, true).await?;
             }
-            print_pool(&store, &config).await
+            print_pool(&store, &config).await?;
+            println!(
+                "set each number's voice URL in Twilio (A call comes in: Webhook, HTTP POST) to {}",
+                incoming_url(&config)
+            );
+            Ok(())
+        }
+        ["call-in", rest @ ..] => {
+            call_in(&aws_sdk_secretsmanager::Client::new(&sdk), &config, rest).await
         }
         ["pool", "disable", numbers @ ..] if !numbers.is_empty() => {
             for number in parse_numbers(numbers.iter().copied())? {
@@ -180,9 +191,97 @@ async fn main() -> anyhow::Result<()> {
             print_pool(&store, &config).await
         }
         _ => bail!(
-            "usage: stackctl bootstrap | pool list | pool add NUMBER... | pool disable NUMBER... | health [COUNTRY_CODE...] | quarantine list | quarantine release|allow|deny|clear DEST | app-check-token [--app-id ID] | hash-key KEY | erase NUMBER | rotate-token-key | traffic CALLS NUMBERS [SEED]"
+            "usage: stackctl bootstrap | pool list | pool add NUMBER... | pool disable NUMBER... | call-in --from PHONE --to POOL_NUMBER [--stir A|B|C] | health [COUNTRY_CODE...] | quarantine list | quarantine release|allow|deny|clear DEST | app-check-token [--app-id ID] | hash-key KEY | erase NUMBER | rotate-token-key | traffic CALLS NUMBERS [SEED]"
         ),
     }
+}
+
+/// Where Twilio posts the calls to a pool number: the inbound missed call's webhook.
+fn incoming_url(config: &Config) -> String {
+    let base = config
+        .public_base_url
+        .as_deref()
+        .unwrap_or("https://<your API domain>");
+    format!("{base}{}", shared::telephony::VOICE_INCOMING.path)
+}
+
+/// Plays Twilio for the inbound missed call: the phone `--from` calls the pool number `--to`
+/// (with STIR/SHAKEN `TN-Validation-Passed-<level>` when `--stir` says so), posted signed with
+/// the Twilio secret's auth token to the local API, whose TwiML answer is printed.
+async fn call_in(
+    secrets: &aws_sdk_secretsmanager::Client,
+    config: &Config,
+    args: &[&str],
+) -> anyhow::Result<()> {
+    let usage = "usage: stackctl call-in --from PHONE --to POOL_NUMBER [--stir A|B|C]";
+    let (mut from, mut to, mut stir) = (None, None, None);
+    let mut rest = args.iter();
+    while let Some(flag) = rest.next() {
+        let value = rest.next().with_context(|| usage.to_owned())?;
+        match *flag {
+            "--from" => from = Some(*value),
+            "--to" => to = Some(*value),
+            "--stir" => stir = Some(value.to_ascii_uppercase()),
+            _ => bail!("{usage}"),
+        }
+    }
+    let (Some(from), Some(to)) = (from, to) else {
+        bail!("{usage}");
+    };
+    let to = PhoneNumber::parse(to).with_context(|| format!("--to {to:?}"))?;
+    if let Some(level) = &stir {
+        anyhow::ensure!(
+            matches!(level.as_str(), "A" | "B" | "C"),
+            "--stir takes A, B or C"
+        );
+    }
+    let verstat = stir.map(|level| format!("TN-Validation-Passed-{level}"));
+    let base = config
+        .public_base_url
+        .clone()
+        .unwrap_or_else(|| "http://127.0.0.1:3000".to_owned());
+    let url = format!("{base}{}", shared::telephony::VOICE_INCOMING.path);
+    anyhow::ensure!(
+        shared::telephony::is_loopback_url(&url),
+        "call-in posts to the local API only; {url} is not on this machine"
+    );
+    let token = twilio_auth_token(secrets, config).await?;
+    let params = shared::telephony::incoming_call(from, to.as_str(), verstat.as_deref());
+    let signature = shared::twilio_signature::compute(&token, &url, &params);
+    shared::tls::install_crypto_provider();
+    let response = reqwest::Client::new()
+        .post(&url)
+        .header("x-twilio-signature", signature)
+        .form(&params)
+        .send()
+        .await
+        .with_context(|| format!("posting the call to {url}"))?;
+    println!("{} {}", response.status().as_u16(), response.text().await?);
+    Ok(())
+}
+
+/// The auth token of the Twilio secret (`TWILIO_SECRET_ID`): what signs Twilio's webhooks.
+async fn twilio_auth_token(
+    secrets: &aws_sdk_secretsmanager::Client,
+    config: &Config,
+) -> anyhow::Result<String> {
+    let part = shared::secrets::SecretPart::Twilio;
+    let Some(secret_id) = config.secret_ids.get(&part) else {
+        bail!("{} is not set", part.variable());
+    };
+    let value = secrets
+        .get_secret_value()
+        .secret_id(secret_id)
+        .send()
+        .await
+        .with_context(|| format!("reading the secret {secret_id}"))?;
+    let text = value.secret_string().unwrap_or_default();
+    let json: serde_json::Value = serde_json::from_str(text)
+        .with_context(|| format!("the secret {secret_id} is not JSON"))?;
+    json["twilio_auth_token"]
+        .as_str()
+        .map(str::to_owned)
+        .with_context(|| format!("the secret {secret_id} has no twilio_auth_token"))
 }
 
 /// What `GET /health` does not tell a stranger: the pool's size and the guard's budgets used
