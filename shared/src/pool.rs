@@ -5,6 +5,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 
 use crate::phone::PhoneNumber;
@@ -52,6 +53,20 @@ impl SourcePool {
             .unwrap_or_else(|p| p.into_inner())
             .random_range(0..candidates.len());
         Ok(Some(candidates[i].clone()))
+    }
+
+    /// Up to `n` distinct active numbers other than `callee`, in a random order.
+    pub async fn sample(
+        &self,
+        callee: &PhoneNumber,
+        n: usize,
+    ) -> Result<Vec<PhoneNumber>, StoreError> {
+        let numbers = self.active_numbers().await?;
+        let mut candidates: Vec<PhoneNumber> =
+            numbers.iter().filter(|m| *m != callee).cloned().collect();
+        candidates.shuffle(&mut *self.rng.lock().unwrap_or_else(|p| p.into_inner()));
+        candidates.truncate(n);
+        Ok(candidates)
     }
 
     async fn active_numbers(&self) -> Result<Arc<Vec<PhoneNumber>>, StoreError> {

@@ -71,6 +71,22 @@ struct Accepted {
 /// How long a client waits when the pool has no active number (an operator must act).
 const NO_POOL_RETRY_AFTER_SECS: u64 = 60;
 
+/// How many pool numbers an inbound request considers for its `call_to`: more than the open
+/// inbound sessions a phone can have at the default limits (a cooldown of 30 s in a window of
+/// 300 s), at half a read unit each.
+const INBOUND_CANDIDATES: usize = 12;
+
+/// The pool has no active number.
+fn no_pool_number() -> ApiError {
+    tracing::error!("the pool of source numbers has no active number");
+    ApiError::Unavailable {
+        code: ErrorCode::NoPoolNumber,
+        detail: "no number is available to place the call; try again later".into(),
+        retry_after_secs: NO_POOL_RETRY_AFTER_SECS,
+        cause: None,
+    }
+}
+
 impl Endpoint for RequestEndpoint {
     const NAME: &'static str = "request";
     const ROUTES: &'static [Route] = &[Route::post("/auth/request")];
@@ -125,21 +141,14 @@ impl Endpoint for RequestEndpoint {
         check_app_signature(&self.config, &secrets, body.app_signature.as_deref())?;
         check_destination(&self.config, &phone)?;
 
+        if direction == Direction::Inbound {
+            return self.inbound(&req, phone, attested).await;
+        }
         // The pool number first: a request the pool cannot serve takes nothing from the
         // limits.
-        let Some(pool_number) = self.pool.pick(&phone).await? else {
-            tracing::error!("the pool of source numbers has no active number");
-            return Err(ApiError::Unavailable {
-                code: ErrorCode::NoPoolNumber,
-                detail: "no number is available to place the call; try again later".into(),
-                retry_after_secs: NO_POOL_RETRY_AFTER_SECS,
-                cause: None,
-            });
+        let Some(caller_id) = self.pool.pick(&phone).await? else {
+            return Err(no_pool_number());
         };
-        if direction == Direction::Inbound {
-            return self.inbound(&req, phone, pool_number, attested).await;
-        }
-        let caller_id = pool_number;
 
         let now = self.clock.now();
         let id = SessionId::random();
@@ -216,16 +225,33 @@ impl RequestEndpoint {
         &self,
         req: &Request,
         phone: PhoneNumber,
-        call_to: PhoneNumber,
         attested: bool,
     ) -> Result<Response<Body>, ApiError> {
         let now = self.clock.now();
+        // The pool number first, one none of the phone's open inbound sessions shows: a call
+        // then names its session, and a session someone else opened for the phone can never
+        // take the call its owner makes to the number its app showed.
+        let candidates = self.pool.sample(&phone, INBOUND_CANDIDATES).await?;
+        if candidates.is_empty() {
+            return Err(no_pool_number());
+        }
+        let held = self.sessions.held_numbers(&phone, &candidates, now).await?;
+        let Some(call_to) = candidates.into_iter().find(|n| !held.contains(n)) else {
+            return Err(ApiError::Unavailable {
+                code: ErrorCode::NoPoolNumber,
+                detail: "every number this phone could call is shown by one of its open \
+                         sessions; try again when one has expired"
+                    .into(),
+                retry_after_secs: self.config.validity_period.as_secs().max(1),
+                cause: None,
+            });
+        };
         let session = Session {
             id: SessionId::random(),
             phone,
             caller_id_hash: String::new(),
             direction: Direction::Inbound,
-            call_to: Some(call_to),
+            call_to: Some(call_to.clone()),
             token_issued_at: None,
             state: SessionState::Pending,
             attempts: 0,
@@ -257,16 +283,16 @@ impl RequestEndpoint {
             failure_caps: self.guard.flash_failure_caps(&session.phone),
             provider: None,
         };
-        let write = self.sessions.new_session(&session)?;
-        self.guard.admit(&send, now, vec![write]).await?;
+        let writes = vec![
+            self.sessions.new_session(&session)?,
+            self.sessions.hold_call_to(&session)?,
+        ];
+        self.guard.admit(&send, now, writes).await?;
         tracing::info!(session_id = %session.id, phone = %session.phone.masked(), "inbound session opened");
         crate::telemetry::verification_started(Channel::InboundCall);
         let accepted = InboundAccepted {
             session_id: session.id,
-            call_to: session
-                .call_to
-                .clone()
-                .unwrap_or_else(|| session.phone.clone()),
+            call_to,
             expires_at: rfc3339(session.expires_at),
             time_window_seconds: self.config.validity_period.as_secs(),
             detail: "Call call_to from this phone: the call is rejected (it costs nothing) and \

@@ -68,6 +68,13 @@ pub fn limit_pk(scope: &str, subject: &str, window: i64) -> String {
 pub const LIMIT_SK: &str = "LIMIT";
 
 /// The cooldown of one phone in one scope (`flash`, `sms`).
+/// The pool number `to` held for an open inbound session of `phone` until it expires: a phone
+/// has at most one open inbound session per number it may call, so a call names its session.
+pub fn inbound_hold_pk(phone: &PhoneNumber, to: &PhoneNumber) -> String {
+    format!("INBOUND#{phone}#{to}")
+}
+pub const INBOUND_HOLD_SK: &str = "INBOUND";
+
 pub fn cooldown_pk(phone: &PhoneNumber, scope: &str) -> String {
     format!("COOLDOWN#{phone}#{scope}")
 }

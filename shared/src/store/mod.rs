@@ -134,7 +134,13 @@ impl StoreError {
         let codes: Vec<&str> = reasons.iter().map(|r| r.code().unwrap_or("None")).collect();
         let cause = format!("transaction cancelled: [{}]", codes.join(", "));
         let operation = "TransactWriteItems";
-        if codes.iter().any(|c| RETRYABLE_REASONS.contains(c)) {
+        // A failed condition that no caller took as its outcome: a concurrent request changed
+        // the item first (two inbound sessions of a phone holding one number). Sent again, the
+        // request reads the new state.
+        if codes
+            .iter()
+            .any(|c| RETRYABLE_REASONS.contains(c) || *c == "ConditionalCheckFailed")
+        {
             StoreError::Unavailable { operation, cause }
         } else {
             StoreError::Dynamo { operation, cause }

@@ -4,7 +4,8 @@ use std::collections::HashMap;
 
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
+    AttributeValue, Put, ReturnValue, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
+    Update,
 };
 use time::OffsetDateTime;
 
@@ -28,6 +29,8 @@ const CALL_STATUS: &str = "call_status";
 const DIRECTION: &str = "direction";
 const CALL_TO: &str = "call_to";
 const TOKEN_ISSUED_AT: &str = "token_issued_at";
+/// The session an inbound hold belongs to.
+const SESSION_ID: &str = "session_id";
 const KIND_SESSION: &str = "session";
 
 /// How long an expired session stays readable (for `status`) before DynamoDB may delete it.
@@ -188,6 +191,81 @@ impl Sessions {
             }
         }
         Ok(None)
+    }
+
+    /// The hold of an inbound session's `call_to` for its phone until the session expires, for
+    /// the session's transaction: refused while another open inbound session of the phone
+    /// holds that number.
+    pub fn hold_call_to(&self, session: &Session) -> Result<TransactWriteItem, StoreError> {
+        let Some(to) = &session.call_to else {
+            return Err(StoreError::Malformed(
+                "an inbound session without call_to".into(),
+            ));
+        };
+        let put = Put::builder()
+            .table_name(self.table())
+            .item(PK, s(keys::inbound_hold_pk(&session.phone, to)))
+            .item(SK, s(keys::INBOUND_HOLD_SK))
+            .item(SESSION_ID, s(session.id.to_string()))
+            .item(CALL_TO, s(to.as_str()))
+            .item(EXPIRES_AT, millis_av(session.expires_at))
+            .item(TTL, ttl_av(session.expires_at))
+            .condition_expression("attribute_not_exists(#pk) OR #expires <= :now")
+            .expression_attribute_names("#pk", PK)
+            .expression_attribute_names("#expires", EXPIRES_AT)
+            .expression_attribute_values(":now", millis_av(session.created_at))
+            .build()?;
+        Ok(TransactWriteItem::builder().put(put).build())
+    }
+
+    /// Which of `numbers` the phone's open inbound sessions hold at `now` (one BatchGetItem).
+    pub async fn held_numbers(
+        &self,
+        phone: &PhoneNumber,
+        numbers: &[PhoneNumber],
+        now: OffsetDateTime,
+    ) -> Result<Vec<PhoneNumber>, StoreError> {
+        let keys = numbers
+            .iter()
+            .map(|to| {
+                HashMap::from([
+                    (PK.to_owned(), s(keys::inbound_hold_pk(phone, to))),
+                    (SK.to_owned(), s(keys::INBOUND_HOLD_SK)),
+                ])
+            })
+            .collect();
+        let mut held = Vec::new();
+        for item in self.batch_get_all(keys).await? {
+            if item.time(EXPIRES_AT)? > now {
+                held.push(
+                    PhoneNumber::parse(item.string(CALL_TO)?)
+                        .map_err(|_| StoreError::Malformed("inbound hold number".into()))?,
+                );
+            }
+        }
+        Ok(held)
+    }
+
+    /// The open inbound session of `phone` that shows `to` at `now`, by its hold (one
+    /// consistent GetItem).
+    pub async fn inbound_session(
+        &self,
+        phone: &PhoneNumber,
+        to: &PhoneNumber,
+        now: OffsetDateTime,
+    ) -> Result<Option<SessionId>, StoreError> {
+        let Some(hold) = self
+            .get_item(keys::inbound_hold_pk(phone, to), keys::INBOUND_HOLD_SK)
+            .await?
+        else {
+            return Ok(None);
+        };
+        if hold.time(EXPIRES_AT)? <= now {
+            return Ok(None);
+        }
+        let id = SessionId::parse(hold.string(SESSION_ID)?)
+            .map_err(|_| StoreError::Malformed("inbound hold session".into()))?;
+        Ok(Some(id))
     }
 
     /// Issues an inbound session's token, once: one conditional write that the session is

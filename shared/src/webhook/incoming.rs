@@ -6,10 +6,6 @@
 use super::{Form, TwilioWebhookEndpoint};
 use crate::config::InboundSettings;
 use crate::phone::PhoneNumber;
-use crate::session::Direction;
-
-/// How many of a phone's newest sessions an incoming call is matched against.
-const RECENT_SESSIONS: i32 = 5;
 
 /// Why an incoming call verifies nothing (logged, never told the caller: every call hears the
 /// same busy signal).
@@ -66,32 +62,22 @@ impl TwilioWebhookEndpoint {
         }
         let now = self.clock.now();
         let max = self.config.max_verification_attempts;
-        let Some(session) = self
-            .sessions
-            .newest_open(&from, now, max, RECENT_SESSIONS, |s| {
-                s.direction == Direction::Inbound && s.call_to.as_ref() == Some(&to)
-            })
-            .await?
-        else {
+        // The session whose `call_to` the caller called: its hold names it.
+        let Some(session) = self.sessions.inbound_session(&from, &to, now).await? else {
             return Ok(Some(Unmatched::NoSession));
         };
         match self
             .sessions
-            .record_attempt(
-                &session.id,
-                crate::store::sessions::Attempt::Match,
-                now,
-                max,
-            )
+            .record_attempt(&session, crate::store::sessions::Attempt::Match, now, max)
             .await?
         {
             Ok(_) => {
-                tracing::info!(session_id = %session.id, phone = %from.masked(), "inbound session verified by its call");
+                tracing::info!(session_id = %session, phone = %from.masked(), "inbound session verified by its call");
                 Ok(None)
             }
             // Another call got there first (or the window closed between the two reads).
             Err(refusal) => {
-                tracing::info!(session_id = %session.id, ?refusal, "incoming call for a session that no longer takes it");
+                tracing::info!(session_id = %session, ?refusal, "incoming call for a session that no longer takes it");
                 Ok(Some(Unmatched::NoSession))
             }
         }

@@ -308,3 +308,38 @@ async fn inbound_bad_input_is_a_400_that_opens_nothing() {
     assert_eq!(verified.status, 200, "{}", verified.body);
     assert_eq!(verified.body["session_id"], flash.as_str());
 }
+
+#[tokio::test]
+async fn sessions_someone_else_opened_for_the_phone_never_take_its_owners_call() {
+    let app = app(&[]).await;
+    let phone = random_phone();
+    // Another client opens four sessions for the phone: each shows a number of its own.
+    let mut strangers = Vec::new();
+    for _ in 0..4 {
+        strangers.push(request_inbound(&app, &phone).await);
+    }
+    let shown: std::collections::BTreeSet<&str> =
+        strangers.iter().map(|(_, to)| to.as_str()).collect();
+    assert_eq!(shown.len(), 4, "{strangers:?}");
+    // The owner's session shows the fifth; the owner's call verifies it alone.
+    let (mine, call_to) = request_inbound(&app, &phone).await;
+    assert!(!shown.contains(call_to.as_str()));
+    call(&app, phone.as_str(), &call_to, PASSED_A).await;
+    assert!(is_verified(&app, &mine).await);
+    for (session, _) in &strangers {
+        assert!(!is_verified(&app, session).await);
+        assert_eq!(claim(&app, &phone, session).await.status, 409);
+    }
+    // Every number is shown by an open session of the phone: no sixth until one expires.
+    let full = app
+        .post(
+            "/auth/request",
+            &json!({"phone_number": phone, "app_signature": tests::APP_SIGNATURE, "direction": "inbound"}),
+        )
+        .await;
+    assert_eq!(full.status, 503, "{}", full.body);
+    assert_eq!(full.body["error"], "no_pool_number");
+    assert!(full.headers.get("retry-after").is_some());
+    app.clock.advance(time::Duration::seconds(301));
+    request_inbound(&app, &phone).await;
+}
