@@ -41,7 +41,7 @@ pub fn from_stream_record(record: &Value) -> Option<Value> {
             (old.string("state") == Some("pending")).then(|| {
                 json!({
                     "type": "session.expired",
-                    "channel": channel(kind),
+                    "channel": channel(kind, &old),
                     "verification_id": verification_id(kind, pk, &old),
                     "phone_number": old.string("phone").or_else(|| pk.strip_prefix("CODE#")),
                 })
@@ -110,7 +110,7 @@ fn verification_change(kind: &str, old: &Image, new: &Image) -> Option<Value> {
     if was == "pending" && is == "verified" {
         return Some(json!({
             "type": "verification.succeeded",
-            "channel": channel(kind),
+            "channel": channel(kind, new),
             "verification_id": id,
             "phone_number": phone,
             "verified_at_ms": new.number("verified_at"),
@@ -127,7 +127,7 @@ fn verification_change(kind: &str, old: &Image, new: &Image) -> Option<Value> {
     if is == "pending" && new.number(attempts)? > old.number(attempts).unwrap_or(0) {
         return Some(json!({
             "type": "verification.failed",
-            "channel": channel(kind),
+            "channel": channel(kind, new),
             "verification_id": id,
             "phone_number": phone,
             "attempts": new.number(attempts),
@@ -146,11 +146,14 @@ fn verification_change(kind: &str, old: &Image, new: &Image) -> Option<Value> {
     None
 }
 
-fn channel(kind: &str) -> &'static str {
-    if kind == "SESSION" {
-        "flash_call"
-    } else {
-        "sms"
+/// How the verification of an item goes: a session's direction (`flash_call`,
+/// `inbound_call`), a code's channel (`sms`, `voice`, `whatsapp`).
+fn channel<'a>(kind: &str, image: &Image<'a>) -> &'a str {
+    match (kind, image.string("direction"), image.string("channel")) {
+        ("SESSION", Some("inbound"), _) => "inbound_call",
+        ("SESSION", _, _) => "flash_call",
+        (_, _, Some(channel)) => channel,
+        _ => "sms",
     }
 }
 
@@ -246,6 +249,37 @@ mod tests {
             ))
             .is_none()
         );
+    }
+
+    #[test]
+    fn the_channel_is_the_sessions_direction_or_the_codes_channel() {
+        let mut inbound = session("verified", 1, None);
+        inbound["direction"] = json!({"S": "inbound"});
+        let ok =
+            from_stream_record(&record("MODIFY", session("pending", 0, None), inbound)).unwrap();
+        assert_eq!(ok["channel"], "inbound_call");
+        let code = |state: &str, channel: Option<&str>| {
+            let mut item = json!({"pk": {"S": "CODE#+14155550123"}, "state": {"S": state},
+                                  "checks": {"N": "1"}, "verified_at": {"N": "1"}});
+            if let Some(channel) = channel {
+                item["channel"] = json!({"S": channel});
+            }
+            item
+        };
+        for (stored, expected) in [
+            (Some("voice"), "voice"),
+            (Some("whatsapp"), "whatsapp"),
+            (None, "sms"),
+        ] {
+            let ok = from_stream_record(&record(
+                "MODIFY",
+                code("pending", stored),
+                code("verified", stored),
+            ))
+            .unwrap();
+            assert_eq!(ok["type"], "verification.succeeded");
+            assert_eq!(ok["channel"], expected);
+        }
     }
 
     #[test]
