@@ -4,9 +4,11 @@
 
 use std::sync::Arc;
 
+use aws_sdk_dynamodb::types::TransactWriteItem;
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
 use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
 
 use crate::clock::{Clock, rfc3339};
 use crate::config::Config;
@@ -151,49 +153,13 @@ impl Endpoint for RequestEndpoint {
         };
 
         let now = self.clock.now();
-        let id = SessionId::random();
-        let caller_id_hash =
-            caller_id_hash(&secrets, &id, &caller_id).map_err(ApiError::Internal)?;
-        let session = Session {
-            id,
-            phone,
-            caller_id_hash,
-            direction: Direction::Outbound,
-            call_to: None,
-            token_issued_at: None,
-            state: SessionState::Pending,
-            attempts: 0,
-            created_at: now,
-            expires_at: now + self.config.validity_period,
-            verified_at: None,
-            call_sid: None,
-            call_status: CallStatus::NotPlaced,
-        };
-        let ip = client_ip(&req);
-        let per_phone = [Quota {
-            counter: "flash-phone-day",
-            limit: Limit::PhonePerDay,
-            max: self.config.max_requests_per_phone_per_day,
-            period: Period::Day,
-        }];
-        let send = SendRequest {
-            phone: &session.phone,
-            caller: Caller::App {
-                ip: ip.as_deref(),
-                attested,
-            },
-            scope: "flash",
-            per_phone: &per_phone,
-            cooldown: self.config.request_cooldown,
-            units: 1,
-            verification: true,
-            failure_caps: self.guard.flash_failure_caps(&session.phone),
-            provider: Some(ProviderUse::Call),
-        };
+        let mut session = self.new_session(phone, Direction::Outbound, now);
+        session.caller_id_hash =
+            caller_id_hash(&secrets, &session.id, &caller_id).map_err(ApiError::Internal)?;
         // The session is written in the guard's transaction: one call, and never a session
         // without its allowance.
-        let write = self.sessions.new_session(&session)?;
-        self.guard.admit(&send, now, vec![write]).await?;
+        let writes = vec![self.sessions.new_session(&session)?];
+        self.admit(&req, &session, attested, writes).await?;
         let base_url = public_base_url(&req, self.config.public_base_url.as_deref());
         self.place_call(&session, &caller_id, base_url.as_deref())
             .await?;
@@ -218,6 +184,68 @@ impl Endpoint for RequestEndpoint {
 }
 
 impl RequestEndpoint {
+    /// A pending session of `phone` opened `now`, its caller ID or number to call still unset.
+    fn new_session(
+        &self,
+        phone: PhoneNumber,
+        direction: Direction,
+        now: OffsetDateTime,
+    ) -> Session {
+        Session {
+            id: SessionId::random(),
+            phone,
+            caller_id_hash: String::new(),
+            direction,
+            call_to: None,
+            token_issued_at: None,
+            state: SessionState::Pending,
+            attempts: 0,
+            created_at: now,
+            expires_at: now + self.config.validity_period,
+            verified_at: None,
+            call_sid: None,
+            call_status: CallStatus::NotPlaced,
+        }
+    }
+
+    /// The guard's admission of `session`, with `writes` in its transaction: the phone's daily
+    /// allowance, the client's limits, a cooldown per direction and the phone's failure caps;
+    /// a flash call also takes a unit of every send budget and a call of our account's rate,
+    /// while an inbound session, for which nothing is dialed, takes neither.
+    async fn admit(
+        &self,
+        req: &Request,
+        session: &Session,
+        attested: bool,
+        writes: Vec<TransactWriteItem>,
+    ) -> Result<(), ApiError> {
+        let dials = session.direction == Direction::Outbound;
+        let ip = client_ip(req);
+        let per_phone = [Quota {
+            counter: "flash-phone-day",
+            limit: Limit::PhonePerDay,
+            max: self.config.max_requests_per_phone_per_day,
+            period: Period::Day,
+        }];
+        let send = SendRequest {
+            phone: &session.phone,
+            caller: Caller::App {
+                ip: ip.as_deref(),
+                attested,
+            },
+            scope: if dials { "flash" } else { "inbound" },
+            per_phone: &per_phone,
+            cooldown: self.config.request_cooldown,
+            units: u32::from(dials),
+            // Nothing is sent for an inbound session: no send for the quarantine to judge.
+            verification: dials,
+            failure_caps: self.guard.flash_failure_caps(&session.phone),
+            provider: dials.then_some(ProviderUse::Call),
+        };
+        self.guard.admit(&send, session.created_at, writes).await?;
+        Ok(())
+    }
+
     /// An inbound missed call's session: the phone is to call `call_to` within the session's
     /// window. Nothing is dialed, so no service-wide budget is drawn and our account is asked
     /// for nothing; the per-phone, per-IP and per-network limits and the cooldown are taken.
@@ -246,48 +274,13 @@ impl RequestEndpoint {
                 cause: None,
             });
         };
-        let session = Session {
-            id: SessionId::random(),
-            phone,
-            caller_id_hash: String::new(),
-            direction: Direction::Inbound,
-            call_to: Some(call_to.clone()),
-            token_issued_at: None,
-            state: SessionState::Pending,
-            attempts: 0,
-            created_at: now,
-            expires_at: now + self.config.validity_period,
-            verified_at: None,
-            call_sid: None,
-            call_status: CallStatus::NotPlaced,
-        };
-        let ip = client_ip(req);
-        let per_phone = [Quota {
-            counter: "flash-phone-day",
-            limit: Limit::PhonePerDay,
-            max: self.config.max_requests_per_phone_per_day,
-            period: Period::Day,
-        }];
-        let send = SendRequest {
-            phone: &session.phone,
-            caller: Caller::App {
-                ip: ip.as_deref(),
-                attested,
-            },
-            scope: "inbound",
-            per_phone: &per_phone,
-            cooldown: self.config.request_cooldown,
-            units: 0,
-            // Nothing is sent to the phone: there is no send for the quarantine to judge.
-            verification: false,
-            failure_caps: self.guard.flash_failure_caps(&session.phone),
-            provider: None,
-        };
+        let mut session = self.new_session(phone, Direction::Inbound, now);
+        session.call_to = Some(call_to.clone());
         let writes = vec![
             self.sessions.new_session(&session)?,
             self.sessions.hold_call_to(&session)?,
         ];
-        self.guard.admit(&send, now, writes).await?;
+        self.admit(req, &session, attested, writes).await?;
         tracing::info!(session_id = %session.id, phone = %session.phone.masked(), "inbound session opened");
         crate::telemetry::verification_started(Channel::InboundCall);
         let accepted = InboundAccepted {

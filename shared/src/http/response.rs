@@ -1,4 +1,4 @@
-//! JSON responses.
+//! JSON responses, and the TwiML of an incoming call.
 
 use lambda_http::http::{HeaderValue, StatusCode, header};
 use lambda_http::{Body, Response};
@@ -16,25 +16,19 @@ pub fn json(status: StatusCode, body: &impl Serialize) -> Response<Body> {
 
 /// A TwiML document: Twilio's answer to a call made to one of our numbers.
 pub fn twiml(text: &'static str) -> Response<Body> {
-    let mut response = Response::new(Body::Text(text.to_owned()));
-    let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/xml; charset=utf-8"),
-    );
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    response
+    text_response(StatusCode::OK, "text/xml; charset=utf-8", text.to_owned())
 }
 
 /// A response of JSON already serialised (a stored response, replayed).
 pub fn json_text(status: StatusCode, text: String) -> Response<Body> {
+    text_response(status, "application/json", text)
+}
+
+fn text_response(status: StatusCode, content_type: &'static str, text: String) -> Response<Body> {
     let mut response = Response::new(Body::Text(text));
     *response.status_mut() = status;
     let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     // Sessions, tokens and histories are personal: no shared cache may keep them.
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response

@@ -24,14 +24,18 @@ async fn app(overrides: &[(&str, &str)]) -> TestApp {
     TestApp::spawn_public(overrides, secrets(), true).await
 }
 
+/// Asks for an inbound session for `phone`.
+async fn post_inbound(app: &TestApp, phone: &PhoneNumber) -> tests::Reply {
+    app.post(
+        "/auth/request",
+        &json!({"phone_number": phone, "app_signature": tests::APP_SIGNATURE, "direction": "inbound"}),
+    )
+    .await
+}
+
 /// Opens an inbound session for `phone`: its id and the number to call.
 async fn request_inbound(app: &TestApp, phone: &PhoneNumber) -> (String, String) {
-    let reply = app
-        .post(
-            "/auth/request",
-            &json!({"phone_number": phone, "app_signature": tests::APP_SIGNATURE, "direction": "inbound"}),
-        )
-        .await;
+    let reply = post_inbound(app, phone).await;
     assert_eq!(reply.status, 202, "{}", reply.body);
     let session = reply.body["session_id"].as_str().unwrap().to_owned();
     let call_to = reply.body["call_to"].as_str().unwrap().to_owned();
@@ -258,12 +262,7 @@ async fn an_inbound_request_takes_the_phone_and_client_limits_but_no_send_budget
     // The cooldown between requests for one phone.
     let phone = random_phone();
     request_inbound(&app, &phone).await;
-    let again = app
-        .post(
-            "/auth/request",
-            &json!({"phone_number": phone, "app_signature": tests::APP_SIGNATURE, "direction": "inbound"}),
-        )
-        .await;
+    let again = post_inbound(&app, &phone).await;
     assert_eq!(again.status, 429, "{}", again.body);
     assert!(again.headers.get("retry-after").is_some());
 }
@@ -331,12 +330,7 @@ async fn sessions_someone_else_opened_for_the_phone_never_take_its_owners_call()
         assert_eq!(claim(&app, &phone, session).await.status, 409);
     }
     // Every number is shown by an open session of the phone: no sixth until one expires.
-    let full = app
-        .post(
-            "/auth/request",
-            &json!({"phone_number": phone, "app_signature": tests::APP_SIGNATURE, "direction": "inbound"}),
-        )
-        .await;
+    let full = post_inbound(&app, &phone).await;
     assert_eq!(full.status, 503, "{}", full.body);
     assert_eq!(full.body["error"], "no_pool_number");
     assert!(full.headers.get("retry-after").is_some());

@@ -21,16 +21,30 @@ fn secrets(extra: Value) -> std::sync::Arc<shared::secrets::SecretsCache> {
 
 /// The local API delegating codes to the Verify service at `verify_url`.
 async fn delegated(verify_url: &str, extra_secrets: Value) -> TestApp {
-    TestApp::spawn_public(
-        &[
-            ("VERIFY_SERVICE_SID", SERVICE),
-            ("TWILIO_VERIFY_BASE_URL", verify_url),
-            ("TWILIO_MAX_RETRIES", "0"),
-        ],
-        secrets(extra_secrets),
-        true,
-    )
-    .await
+    delegated_with(verify_url, extra_secrets, &[]).await
+}
+
+/// [`delegated`], with more settings.
+async fn delegated_with(verify_url: &str, extra_secrets: Value, more: &[(&str, &str)]) -> TestApp {
+    let mut overrides = vec![
+        ("VERIFY_SERVICE_SID", SERVICE),
+        ("TWILIO_VERIFY_BASE_URL", verify_url),
+        ("TWILIO_MAX_RETRIES", "0"),
+    ];
+    overrides.extend_from_slice(more);
+    TestApp::spawn_public(&overrides, secrets(extra_secrets), true).await
+}
+
+/// Verify answers every start: pending.
+async fn answer_starts_pending(verify: &MockServer) {
+    Mock::given(method("POST"))
+        .and(path(verifications()))
+        .respond_with(
+            ResponseTemplate::new(201)
+                .set_body_json(json!({"sid": VERIFICATION, "status": "pending"})),
+        )
+        .mount(verify)
+        .await;
 }
 
 fn verifications() -> String {
@@ -102,14 +116,7 @@ async fn start_and_check_satisfy_verifys_own_contract() {
 #[tokio::test]
 async fn verifys_answers_map_to_our_contract_and_its_words_never_leak() {
     let verify = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(path(verifications()))
-        .respond_with(
-            ResponseTemplate::new(201)
-                .set_body_json(json!({"sid": VERIFICATION, "status": "pending"})),
-        )
-        .mount(&verify)
-        .await;
+    answer_starts_pending(&verify).await;
     let answers = [
         ("111111", checked("approved")),
         ("222222", checked("pending")),
@@ -216,14 +223,7 @@ async fn verifys_start_refusals_map_to_our_contract_and_give_the_send_back() {
     }
     // The refused start consumed no send: the hourly allowance of 1 is still there.
     verify.reset().await;
-    Mock::given(method("POST"))
-        .and(path(verifications()))
-        .respond_with(
-            ResponseTemplate::new(201)
-                .set_body_json(json!({"sid": VERIFICATION, "status": "pending"})),
-        )
-        .mount(&verify)
-        .await;
+    answer_starts_pending(&verify).await;
     let again = app.start_code(phones[4].as_str(), json!({})).await;
     assert_eq!(again.status, 202, "{}", again.body);
 }
@@ -349,24 +349,9 @@ async fn test_numbers_are_answered_before_delegation() {
 #[tokio::test]
 async fn voice_and_whatsapp_starts_ask_verify_for_its_call_and_whatsapp_channels() {
     let verify = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(path(verifications()))
-        .respond_with(
-            ResponseTemplate::new(201)
-                .set_body_json(json!({"sid": VERIFICATION, "status": "pending"})),
-        )
-        .mount(&verify)
-        .await;
-    let app = TestApp::spawn_public(
-        &[
-            ("VERIFY_SERVICE_SID", SERVICE),
-            ("TWILIO_VERIFY_BASE_URL", &verify.uri()),
-            ("CODE_CHANNELS", "sms,voice,whatsapp"),
-        ],
-        secrets(json!({})),
-        true,
-    )
-    .await;
+    answer_starts_pending(&verify).await;
+    let all_channels = [("CODE_CHANNELS", "sms,voice,whatsapp")];
+    let app = delegated_with(&verify.uri(), json!({}), &all_channels).await;
     for (channel, sent) in [("voice", "call"), ("whatsapp", "whatsapp"), ("sms", "sms")] {
         let phone = random_phone();
         let reply = app
@@ -386,16 +371,7 @@ async fn voice_and_whatsapp_starts_ask_verify_for_its_call_and_whatsapp_channels
     }
 
     // And Verify's own contract takes both channels.
-    let prism = TestApp::spawn_public(
-        &[
-            ("VERIFY_SERVICE_SID", SERVICE),
-            ("TWILIO_VERIFY_BASE_URL", &verify_mock_url()),
-            ("CODE_CHANNELS", "sms,voice,whatsapp"),
-        ],
-        secrets(json!({})),
-        true,
-    )
-    .await;
+    let prism = delegated_with(&verify_mock_url(), json!({}), &all_channels).await;
     for channel in ["voice", "whatsapp"] {
         let reply = prism
             .start_code(random_phone().as_str(), json!({"channel": channel}))
