@@ -49,6 +49,7 @@ struct RequestBody {
     phone_number: PhoneNumber,
     app_signature: Option<String>,
     /// `outbound` (the default: we call the phone) or `inbound` (the phone calls us).
+    #[serde(default, deserialize_with = "crate::http::not_null")]
     direction: Option<String>,
 }
 

@@ -35,6 +35,7 @@ pub struct VerifyEndpoint {
 struct VerifyBody {
     phone_number: PhoneNumber,
     /// The caller ID of a flash call; absent for an inbound session.
+    #[serde(default, deserialize_with = "crate::http::not_null")]
     received_caller_id: Option<String>,
     session_id: Option<SessionId>,
 }

@@ -52,6 +52,16 @@ pub fn media_type(req: &Request) -> Option<String> {
         .map(|m| m.trim().to_ascii_lowercase())
 }
 
+/// An optional field that may be left out but not sent as `null` (no type of the contract has
+/// null): `#[serde(default, deserialize_with = "not_null")]`.
+pub fn not_null<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::Deserialize<'de>,
+{
+    T::deserialize(deserializer).map(Some)
+}
+
 /// Deserialises a JSON value, naming the field at fault on error.
 pub fn from_value<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, ApiError> {
     let err = match serde_path_to_error::deserialize::<_, T>(value) {

@@ -124,8 +124,12 @@ async fn a_channel_the_deployment_does_not_offer_is_a_400_that_sends_nothing() {
         assert_eq!(reply.body["error"], "invalid_field");
         assert_eq!(reply.body["field"], "channel");
     }
-    let reply = app.start_code(phone.as_str(), json!({"channel": 7})).await;
-    assert_eq!(reply.status, 400, "{}", reply.body);
+    for channel in [json!(7), json!(null), json!(["voice"])] {
+        let reply = app
+            .start_code(phone.as_str(), json!({ "channel": channel }))
+            .await;
+        assert_eq!(reply.status, 400, "{channel}: {}", reply.body);
+    }
     assert_eq!(app.phone.calls_to(&phone), 0);
     assert!(app.phone.messages_to(&phone).is_empty());
     assert!(app.store.codes().current(&phone).await.unwrap().is_none());

@@ -271,7 +271,7 @@ async fn an_inbound_request_takes_the_phone_and_client_limits_but_no_send_budget
 async fn inbound_bad_input_is_a_400_that_opens_nothing() {
     let app = app(&[]).await;
     let phone = random_phone();
-    for direction in [json!("sideways"), json!(1), json!("INBOUND")] {
+    for direction in [json!("sideways"), json!(1), json!("INBOUND"), json!(null)] {
         let reply = app
             .post(
                 "/auth/request",
@@ -288,6 +288,13 @@ async fn inbound_bad_input_is_a_400_that_opens_nothing() {
     let posted = app.verify(&phone, &call_to, Some(&inbound)).await;
     assert_eq!(posted.status, 400, "{}", posted.body);
     assert_eq!(posted.body["field"], "received_caller_id");
+    let null = app
+        .post(
+            "/auth/verify",
+            &json!({"phone_number": phone, "session_id": inbound, "received_caller_id": null}),
+        )
+        .await;
+    assert_eq!(null.status, 400, "{}", null.body);
     let flash_phone = random_phone();
     let flash = app.start_session(&flash_phone).await;
     let claimed = claim(&app, &flash_phone, &flash).await;

@@ -268,6 +268,7 @@ struct StartBody {
     app_signature: Option<String>,
     locale: Option<String>,
     /// `sms` (the default), `voice` or `whatsapp`.
+    #[serde(default, deserialize_with = "crate::http::not_null")]
     channel: Option<String>,
 }
 
