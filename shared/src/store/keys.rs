@@ -25,12 +25,17 @@ pub fn session_pk(id: &SessionId) -> String {
 }
 pub const SESSION_SK: &str = "SESSION";
 
+/// The primary key of the item `pk`, `sk`.
+pub fn item_key(pk: String, sk: &str) -> HashMap<String, AttributeValue> {
+    HashMap::from([
+        (PK.to_owned(), AttributeValue::S(pk)),
+        (SK.to_owned(), AttributeValue::S(sk.to_owned())),
+    ])
+}
+
 /// The primary key of a session's item.
 pub fn session_key(id: &SessionId) -> HashMap<String, AttributeValue> {
-    HashMap::from([
-        (PK.to_owned(), AttributeValue::S(session_pk(id))),
-        (SK.to_owned(), AttributeValue::S(SESSION_SK.to_owned())),
-    ])
+    item_key(session_pk(id), SESSION_SK)
 }
 
 /// The session a session key names.
@@ -56,10 +61,7 @@ pub fn code_pk(phone: &PhoneNumber) -> String {
 pub const CODE_SK: &str = "CODE";
 
 pub fn code_key(phone: &PhoneNumber) -> HashMap<String, AttributeValue> {
-    HashMap::from([
-        (PK.to_owned(), AttributeValue::S(code_pk(phone))),
-        (SK.to_owned(), AttributeValue::S(CODE_SK.to_owned())),
-    ])
+    item_key(code_pk(phone), CODE_SK)
 }
 
 pub fn limit_pk(scope: &str, subject: &str, window: i64) -> String {

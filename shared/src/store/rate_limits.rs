@@ -719,12 +719,7 @@ impl Limits {
     ) -> Result<Vec<(&'static str, OffsetDateTime)>, StoreError> {
         let keys = scopes
             .iter()
-            .map(|scope| {
-                HashMap::from([
-                    (PK.to_owned(), s(keys::cooldown_pk(phone, scope))),
-                    (SK.to_owned(), s(keys::COOLDOWN_SK)),
-                ])
-            })
+            .map(|scope| keys::item_key(keys::cooldown_pk(phone, scope), keys::COOLDOWN_SK))
             .collect();
         let mut found = Vec::new();
         for item in self.batch_get_all(keys).await? {
@@ -762,12 +757,7 @@ impl Limits {
             "sends-hour"
         };
         let keys = (0..shards_for(budget.max(budgets)))
-            .map(|shard| {
-                HashMap::from([
-                    (PK.to_owned(), s(budget.shard_pk(counter, shard, hour))),
-                    (SK.to_owned(), s(keys::LIMIT_SK)),
-                ])
-            })
+            .map(|shard| keys::item_key(budget.shard_pk(counter, shard, hour), keys::LIMIT_SK))
             .collect();
         let mut total = 0;
         for item in self.batch_get_all(keys).await? {

@@ -3,8 +3,6 @@
 //! that came of them (per bucket of time), its quarantine and the operator's override. A
 //! request reads all it needs of them in one BatchGetItem.
 
-use std::collections::HashMap;
-
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
 use time::OffsetDateTime;
 
@@ -209,10 +207,6 @@ impl StatShards {
 }
 const STATS_SK: &str = "QSTAT";
 
-fn key(pk: String, sk: &str) -> HashMap<String, AttributeValue> {
-    HashMap::from([(PK.to_owned(), s(pk)), (SK.to_owned(), s(sk))])
-}
-
 fn quarantine_from(item: &Item) -> Result<Quarantine, StoreError> {
     Ok(Quarantine {
         until: item.time(UNTIL)?,
@@ -233,16 +227,16 @@ impl Reputation {
         buckets: Option<(Buckets, StatShards)>,
         now: OffsetDateTime,
     ) -> Result<Standing, StoreError> {
-        let mut wanted = vec![key(trust_pk(phone), TRUST_SK)];
+        let mut wanted = vec![keys::item_key(trust_pk(phone), TRUST_SK)];
         let destinations = [Destination::block_of(phone), Destination::country_of(phone)];
         if let Some((b, shards)) = buckets {
             let epoch = b.epoch(b.index(now));
             for d in &destinations {
-                wanted.push(key(QUARANTINE_PK.to_owned(), &d.key()));
-                wanted.push(key(OVERRIDE_PK.to_owned(), &d.key()));
+                wanted.push(keys::item_key(QUARANTINE_PK.to_owned(), &d.key()));
+                wanted.push(keys::item_key(OVERRIDE_PK.to_owned(), &d.key()));
                 for shard in 0..shards.of(d) {
-                    wanted.push(key(stats_pk(d, epoch, shard), STATS_SK));
-                    wanted.push(key(stats_pk(d, epoch - 1, shard), STATS_SK));
+                    wanted.push(keys::item_key(stats_pk(d, epoch, shard), STATS_SK));
+                    wanted.push(keys::item_key(stats_pk(d, epoch - 1, shard), STATS_SK));
                 }
             }
         }
@@ -332,7 +326,7 @@ impl Reputation {
         self.client()
             .update_item()
             .table_name(self.table())
-            .set_key(Some(key(add.pk, STATS_SK)))
+            .set_key(Some(keys::item_key(add.pk, STATS_SK)))
             .update_expression(BUCKET_ADD)
             .expression_attribute_names("#b", add.attribute)
             .expression_attribute_names("#ttl", TTL)
@@ -356,7 +350,7 @@ impl Reputation {
         let add = BucketAdd::new(d, at, b, shard, what, by);
         Ok(Update::builder()
             .table_name(self.table())
-            .set_key(Some(key(add.pk, STATS_SK)))
+            .set_key(Some(keys::item_key(add.pk, STATS_SK)))
             .update_expression(BUCKET_ADD)
             .expression_attribute_names("#b", add.attribute)
             .expression_attribute_names("#ttl", TTL)
@@ -453,7 +447,7 @@ impl Reputation {
         o: Option<Override>,
         now: OffsetDateTime,
     ) -> Result<(), StoreError> {
-        let key = key(OVERRIDE_PK.to_owned(), &d.key());
+        let key = keys::item_key(OVERRIDE_PK.to_owned(), &d.key());
         match o {
             Some(o) => {
                 self.client()

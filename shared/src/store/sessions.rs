@@ -227,12 +227,7 @@ impl Sessions {
     ) -> Result<Vec<PhoneNumber>, StoreError> {
         let keys = numbers
             .iter()
-            .map(|to| {
-                HashMap::from([
-                    (PK.to_owned(), s(keys::inbound_hold_pk(phone, to))),
-                    (SK.to_owned(), s(keys::INBOUND_HOLD_SK)),
-                ])
-            })
+            .map(|to| keys::item_key(keys::inbound_hold_pk(phone, to), keys::INBOUND_HOLD_SK))
             .collect();
         let mut held = Vec::new();
         for item in self.batch_get_all(keys).await? {
