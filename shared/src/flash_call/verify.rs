@@ -148,11 +148,9 @@ impl VerifyEndpoint {
                 attempts_remaining: updated.attempts_remaining(max),
             });
         }
-        let mut also = Vec::new();
-        for cap in &caps {
-            also.push(self.guard.limits().failure_lock_check(cap, now)?);
-        }
-        also.extend(self.guard.trust(&session.phone, now)?);
+        let also = self
+            .guard
+            .closing_writes(&session.phone, &caps, true, now)?;
         let updated = match self.sessions.record_match(&session, now, max, also).await? {
             Ok(updated) => updated,
             Err(MatchRefused::Session(refusal)) => return Err(refusal.into()),
@@ -201,11 +199,10 @@ impl VerifyEndpoint {
         // The secret first: a token must never be claimed that cannot be issued.
         let secrets = self.secrets.get().await?;
         let since = now - self.config.validity_period;
-        let mut also = Vec::new();
-        for cap in &self.guard.flash_failure_caps(&session.phone) {
-            also.push(self.guard.limits().failure_lock_check(cap, now)?);
-        }
-        also.extend(self.guard.trust(&session.phone, now)?);
+        let caps = self.guard.flash_failure_caps(&session.phone);
+        let also = self
+            .guard
+            .closing_writes(&session.phone, &caps, true, now)?;
         match self
             .sessions
             .claim_token(&session, now, since, also)
@@ -277,9 +274,7 @@ impl VerifyEndpoint {
         }
         let max = self.config.max_verification_attempts;
         self.sessions
-            .newest_open(phone, now, max, RECENT_SESSIONS, |s| {
-                s.direction == Direction::Outbound
-            })
+            .newest_open(phone, Direction::Outbound, now, max, RECENT_SESSIONS)
             .await?
             .ok_or_else(|| Refusal::NotFound.into())
     }

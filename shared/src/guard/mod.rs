@@ -347,6 +347,26 @@ impl Guard {
         self.limits.give_back(&admitted.taken, with).await
     }
 
+    /// The writes that close a verification of `phone` in one transaction with it: a check
+    /// per cap of `caps` (a phone at a cap cannot verify, whatever the verification), and the
+    /// phone's trust record when `trusts` (a test number earns none).
+    pub fn closing_writes(
+        &self,
+        phone: &PhoneNumber,
+        caps: &[FailureCap],
+        trusts: bool,
+        now: OffsetDateTime,
+    ) -> Result<Vec<TransactWriteItem>, StoreError> {
+        let mut writes = caps
+            .iter()
+            .map(|cap| self.limits.failure_lock_check(cap, now))
+            .collect::<Result<Vec<_>, _>>()?;
+        if trusts {
+            writes.extend(self.trust(phone, now)?);
+        }
+        Ok(writes)
+    }
+
     /// The flash call's cap of failed verifications of a phone a day.
     pub fn flash_failure_caps(&self, phone: &PhoneNumber) -> Vec<FailureCap> {
         vec![FailureCap {

@@ -168,16 +168,16 @@ impl Sessions {
             .collect()
     }
 
-    /// The phone's newest session open at `now` that is `wanted` (a flash call's, or an
-    /// inbound session showing the number called): one Query of the index, then a consistent
-    /// GetItem per open candidate, newest first, until one is wanted.
+    /// The phone's newest session of `direction` open at `now`: one Query of the index (which
+    /// knows no direction), then a consistent GetItem per open candidate, newest first, until
+    /// one has that direction.
     pub async fn newest_open(
         &self,
         phone: &PhoneNumber,
+        direction: Direction,
         now: OffsetDateTime,
         max_attempts: u32,
         look_at: i32,
-        wanted: impl Fn(&Session) -> bool,
     ) -> Result<Option<Session>, StoreError> {
         let candidates = self.recent_in_index(phone, look_at).await?;
         for open in candidates.iter().filter(|c| {
@@ -186,7 +186,10 @@ impl Sessions {
             let Some(session) = self.get_session(&open.id).await? else {
                 continue;
             };
-            if &session.phone == phone && session.is_open(now, max_attempts) && wanted(&session) {
+            if &session.phone == phone
+                && session.direction == direction
+                && session.is_open(now, max_attempts)
+            {
                 return Ok(Some(session));
             }
         }

@@ -181,9 +181,7 @@ async fn main() -> anyhow::Result<()> {
             );
             Ok(())
         }
-        ["call-in", rest @ ..] => {
-            call_in(&aws_sdk_secretsmanager::Client::new(&sdk), &config, rest).await
-        }
+        ["call-in", rest @ ..] => call_in(&sdk, &config, rest).await,
         ["pool", "disable", numbers @ ..] if !numbers.is_empty() => {
             for number in parse_numbers(numbers.iter().copied())? {
                 store.pool().put(&number, false).await?;
@@ -209,7 +207,7 @@ fn incoming_url(config: &Config) -> String {
 /// (with STIR/SHAKEN `TN-Validation-Passed-<level>` when `--stir` says so), posted signed with
 /// the Twilio secret's auth token to the local API, whose TwiML answer is printed.
 async fn call_in(
-    secrets: &aws_sdk_secretsmanager::Client,
+    sdk: &aws_config::SdkConfig,
     config: &Config,
     args: &[&str],
 ) -> anyhow::Result<()> {
@@ -245,7 +243,7 @@ async fn call_in(
         shared::telephony::is_loopback_url(&url),
         "call-in posts to the local API only; {url} is not on this machine"
     );
-    let token = twilio_auth_token(secrets, config).await?;
+    let token = twilio_auth_token(sdk, config).await?;
     let params = shared::telephony::incoming_call(from, to.as_str(), verstat.as_deref());
     let signature = shared::twilio_signature::compute(&token, &url, &params);
     shared::tls::install_crypto_provider();
@@ -260,28 +258,23 @@ async fn call_in(
     Ok(())
 }
 
-/// The auth token of the Twilio secret (`TWILIO_SECRET_ID`): what signs Twilio's webhooks.
-async fn twilio_auth_token(
-    secrets: &aws_sdk_secretsmanager::Client,
-    config: &Config,
-) -> anyhow::Result<String> {
-    let part = shared::secrets::SecretPart::Twilio;
-    let Some(secret_id) = config.secret_ids.get(&part) else {
-        bail!("{} is not set", part.variable());
-    };
-    let value = secrets
-        .get_secret_value()
-        .secret_id(secret_id)
-        .send()
-        .await
-        .with_context(|| format!("reading the secret {secret_id}"))?;
-    let text = value.secret_string().unwrap_or_default();
-    let json: serde_json::Value = serde_json::from_str(text)
-        .with_context(|| format!("the secret {secret_id} is not JSON"))?;
-    json["twilio_auth_token"]
-        .as_str()
-        .map(str::to_owned)
-        .with_context(|| format!("the secret {secret_id} has no twilio_auth_token"))
+/// The auth token of the Twilio secret (`TWILIO_SECRET_ID`): what signs Twilio's webhooks,
+/// read as the functions read it.
+async fn twilio_auth_token(sdk: &aws_config::SdkConfig, config: &Config) -> anyhow::Result<String> {
+    use secrecy::ExposeSecret;
+    use shared::secrets::SecretPart;
+    let secrets = shared::Init::new(config.clone(), sdk.clone()).secrets();
+    secrets
+        .require(&[SecretPart::Twilio], "stackctl call-in")
+        .await?;
+    let loaded = secrets.get().await?;
+    let token = loaded.twilio_webhook_token.as_ref().with_context(|| {
+        format!(
+            "the secret {} has no twilio_auth_token",
+            secrets.id_of(SecretPart::Twilio)
+        )
+    })?;
+    Ok(token.expose_secret().to_owned())
 }
 
 /// What `GET /health` does not tell a stranger: the pool's size and the guard's budgets used

@@ -125,13 +125,7 @@ impl SmsVerifyEndpoint {
             });
         }
         let test_number = read.method == CodeMethod::TestNumber;
-        let mut also = Vec::new();
-        for cap in &caps {
-            also.push(self.guard.limits().failure_lock_check(cap, now)?);
-        }
-        if !test_number {
-            also.extend(self.guard.trust(phone, now)?);
-        }
+        let also = self.guard.closing_writes(phone, &caps, !test_number, now)?;
         let verified = match self.codes.record_success(&read, now, max, also).await? {
             Ok(verified) => verified,
             Err(MatchRefused::Session(refused)) => return Err(answer(refused)),
